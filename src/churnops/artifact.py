@@ -1,0 +1,240 @@
+"""The model artifact: a directory of files, each verified against its manifest.
+
+Layout::
+
+    manifest.json      what the model is: name, version, data, schema, settings, metrics, hashes
+    manifest.sha256    the manifest's own digest (``sha256sum -c manifest.sha256`` works)
+    pipeline.joblib    the fitted scikit-learn Pipeline (the portable deliverable)
+    ...                serving form, reference profile, report, search history
+
+Every file is hashed and compared with the manifest before anything is deserialized; any
+difference (changed, missing or unlisted file) refuses the whole artifact. Nothing here imports
+pandas or scikit-learn, so the serving process can verify and read artifacts cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from churnops.errors import ArtifactError, IntegrityError
+from churnops.schema import Schema
+
+FORMAT = "churnops-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.sha256"
+PIPELINE_FILE = "pipeline.joblib"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Return the hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A verified model directory.
+
+    Obtain one from :func:`load_artifact` (verifies) or :func:`write_artifact`.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    schema: Schema
+
+    @property
+    def name(self) -> str:
+        """Model name."""
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        """Model version: creation time and a digest of the files."""
+        return str(self.manifest["version"])
+
+    @property
+    def threshold(self) -> float:
+        """Probability of the positive label at or above which it is predicted."""
+        return float(self.manifest["threshold"]["value"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Held-out metrics."""
+        return dict(self.manifest.get("metrics", {}))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the model was trained on generated, not real, customers."""
+        return bool(self.manifest.get("data", {}).get("synthetic", False))
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        """Files listed in the manifest with their sha256 and size."""
+        return dict(self.manifest["files"])
+
+    def read_bytes(self, name: str) -> bytes:
+        """Return a listed file's bytes after checking them against the manifest again.
+
+        Reading and checking the same bytes means what is deserialized is what was verified.
+        """
+        entry = self.files.get(name)
+        if entry is None:
+            raise ArtifactError(f"{self.path}: {name} is not part of this artifact")
+        data = _read(self.path / name)
+        if sha256_bytes(data) != entry["sha256"]:
+            raise IntegrityError(f"{self.path / name}: sha256 does not match the manifest")
+        return data
+
+    def read_json(self, name: str) -> Any:
+        """Return a listed JSON file, verified."""
+        return json.loads(self.read_bytes(name))
+
+    def load_pipeline(self) -> Any:
+        """Deserialize the fitted scikit-learn Pipeline (joblib), from verified bytes.
+
+        Needs the training extra (scikit-learn, FLAML, LightGBM) installed.
+        """
+        import joblib  # only here: the serving fast path never unpickles
+
+        return joblib.load(io.BytesIO(self.read_bytes(PIPELINE_FILE)))
+
+
+def write_artifact(
+    out_dir: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]
+) -> ModelArtifact:
+    """Write ``files`` and a manifest listing their hashes to ``out_dir``.
+
+    ``manifest`` gives everything but ``format``, ``version``, ``created_at`` and ``files``,
+    which are filled in here. The directory is built beside ``out_dir`` and swapped in at the
+    end, so a failure leaves an existing artifact at ``out_dir`` untouched.
+    """
+    out = Path(out_dir)
+    for name in files:
+        if name in (MANIFEST, MANIFEST_DIGEST) or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactError(f"invalid artifact file name: {name}")
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())):
+        raise ArtifactError(f"{out} exists and is not a churnops model directory; not overwriting")
+    listing = {
+        name: {"sha256": sha256_bytes(data), "bytes": len(data)} for name, data in sorted(files.items())
+    }
+    created = datetime.now(UTC)
+    content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
+    full: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": f"{created:%Y%m%d%H%M%S}-{content_digest[:8]}",
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        **manifest,
+        "files": listing,
+    }
+    manifest_bytes = (json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n").encode()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, data in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        (staging / MANIFEST_DIGEST).write_text(f"{sha256_bytes(manifest_bytes)}  {MANIFEST}\n")
+        os.chmod(staging, 0o755)
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_artifact(out)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(retired)
+    try:
+        staging.rename(out)
+    except BaseException:
+        retired.rename(out)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def load_artifact(path: str | Path) -> ModelArtifact:
+    """Open a model directory after verifying every file against its manifest.
+
+    Raises
+    ------
+    ArtifactError
+        The directory is missing or is not a churnops model.
+    IntegrityError
+        A file was changed, removed or added since the model was written; the message names it.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(f"model directory not found: {root}")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{root}: no {MANIFEST}; not a churnops model directory")
+    manifest_bytes = _read(manifest_path)
+    _check_manifest_digest(root, manifest_bytes)
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError as exc:
+        raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{manifest_path}: not a churnops model manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
+            f"(this churnops reads version {FORMAT_VERSION})"
+        )
+    listed: dict[str, Any] = manifest.get("files", {})
+    for name, entry in sorted(listed.items()):
+        file = root / name
+        if not file.is_file():
+            raise IntegrityError(f"{file}: listed in the manifest but missing")
+        if sha256_bytes(_read(file)) != entry.get("sha256"):
+            raise IntegrityError(f"{file}: sha256 does not match the manifest (file was changed)")
+    on_disk = {
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
+    }
+    unlisted = sorted(on_disk - set(listed) - {MANIFEST, MANIFEST_DIGEST})
+    if unlisted:
+        raise IntegrityError(f"{root / unlisted[0]}: file not listed in the manifest")
+    return ModelArtifact(path=root, manifest=manifest, schema=Schema.from_dict(manifest["schema"]))
+
+
+def _check_manifest_digest(root: Path, manifest_bytes: bytes) -> None:
+    digest_path = root / MANIFEST_DIGEST
+    if not digest_path.is_file():
+        raise IntegrityError(f"{digest_path}: missing; the manifest cannot be verified")
+    recorded = _read(digest_path).decode(errors="replace").split()
+    if not recorded or recorded[0] != sha256_bytes(manifest_bytes):
+        raise IntegrityError(f"{root / MANIFEST}: sha256 does not match {MANIFEST_DIGEST} (file was changed)")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays from FLAML configs and metrics
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a manifest")

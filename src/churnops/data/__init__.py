@@ -1,0 +1,1 @@
+"""Reading churn tables, inferring their schema, cleaning and splitting them."""

@@ -1,0 +1,103 @@
+"""Deciding column kinds and cleaning values, with the same rules training and scoring use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from churnops.schema import NUMBER_PATTERN, Feature, Kind, as_category, parse_number
+
+# A text column whose values are all distinct is an identifier, not a feature, once the table
+# has enough rows for that to mean something.
+MIN_ROWS_FOR_ID_DETECTION = 20
+
+
+def _is_blank(series: pd.Series) -> pd.Series:
+    return series.isna() | series.astype(str).str.strip().eq("")
+
+
+def infer_kind(series: pd.Series) -> Kind:
+    """Return ``"numeric"`` when every non-blank value is a number, else ``"categorical"``.
+
+    Numbers stored as text count as numbers, so a column such as ``TotalCharges`` with blank
+    cells is numeric with missing values, never a category per amount.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    present = series[~_is_blank(series)]
+    if present.empty:
+        return "numeric"
+    text = present.astype(str).str.strip()
+    return "numeric" if bool(text.str.fullmatch(NUMBER_PATTERN).all()) else "categorical"
+
+
+def looks_like_id(series: pd.Series) -> bool:
+    """Whether a column is an identifier: text, no blanks, a distinct value on every row."""
+    return (
+        len(series) >= MIN_ROWS_FOR_ID_DETECTION
+        and infer_kind(series) == "categorical"
+        and not bool(_is_blank(series).any())
+        and series.nunique() == len(series)
+    )
+
+
+def to_numeric(values: Iterable[object]) -> np.ndarray:
+    """Parse a column's values as float64; blanks become NaN; invalid values raise ValueError."""
+    array = np.asarray(values if not isinstance(values, pd.Series) else values.to_numpy())
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64, copy=False)
+    # parse_number is the one definition of a number, shared with the serving path.
+    return np.fromiter(
+        (parse_number(v.item() if isinstance(v, np.generic) else v) for v in array),
+        dtype=np.float64,
+        count=len(array),
+    )
+
+
+def to_categories(values: Iterable[object]) -> np.ndarray:
+    """Read a column's values as text categories; blanks become NaN (object array)."""
+    array = np.asarray(values if not isinstance(values, pd.Series) else values.to_numpy())
+    out = np.empty(len(array), dtype=object)
+    for i, value in enumerate(array):
+        category = as_category(value.item() if isinstance(value, np.generic) else value)
+        out[i] = np.nan if category is None else category
+    return out
+
+
+def clean_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
+    """Return a copy with numeric columns as float64 and categorical columns as text/NaN."""
+    out = frame.copy()
+    for name, kind in kinds.items():
+        if kind == "numeric":
+            out[name] = pd.Series(to_numeric(out[name]), index=out.index, dtype=np.float64)
+        else:
+            # object, not pandas' string dtype: scikit-learn's encoder sorts plain str values.
+            out[name] = pd.Series(to_categories(out[name]), index=out.index, dtype=object)
+    return out
+
+
+def describe_feature(name: str, kind: Kind, values: pd.Series) -> Feature:
+    """Learn one feature's contract (categories or range, missing rate) from cleaned values."""
+    missing = values.isna()
+    missing_rate = float(missing.mean()) if len(values) else 0.0
+    present = values[~missing]
+    if kind == "categorical":
+        return Feature(
+            name=name,
+            kind=kind,
+            categories=tuple(sorted(str(v) for v in present.unique())),
+            missing_rate=missing_rate,
+        )
+    numbers = present.to_numpy(dtype=np.float64)
+    return Feature(
+        name=name,
+        kind=kind,
+        minimum=float(numbers.min()) if numbers.size else None,
+        maximum=float(numbers.max()) if numbers.size else None,
+        integer=bool(numbers.size and np.all(np.mod(numbers, 1) == 0)),
+        missing_rate=missing_rate,
+    )

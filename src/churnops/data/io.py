@@ -1,0 +1,85 @@
+"""Reading and writing tables (CSV or Parquet, chosen by file extension)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from churnops.errors import DataError
+
+CSV_SUFFIXES = {".csv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file.
+
+    CSV cells are read as text, exactly as written (no value is turned into "missing" by a
+    guess: a category called ``NA`` stays ``NA``); column kinds are decided afterwards by
+    :func:`churnops.data.cleaning.infer_kinds`. Parquet keeps its stored types.
+
+    Raises
+    ------
+    DataError
+        The file is missing, of an unknown type, unreadable, or holds no rows.
+    """
+    path = Path(path)
+    kind = _format(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"not a file: {path}")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read {kind.upper()}: {first_line}") from exc
+    if frame.shape[1] == 0:
+        raise DataError(f"{path}: no columns")
+    if frame.empty:
+        raise DataError(f"{path}: the table has a header but no rows")
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV or Parquet according to the extension of ``path``."""
+    path = Path(path)
+    kind = _format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Return the sha256 of a frame's CSV form: a stable fingerprint for generated data."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""The scikit-learn Pipeline: prepare features, then FLAML AutoML over tree ensembles."""
