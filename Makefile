@@ -11,7 +11,7 @@ MODEL_DIR ?= $(HOME_DIR)/models/demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[train,dev]"
@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)  ## create .venv and install churnops with training and dev tools
 
-run: install  ## train on the embedded synthetic data, then serve the model
+PORT ?= 8080
+
+run: install  ## train on the embedded synthetic data, then serve the model on port 8080
 	$(BIN)/churnops train --out $(MODEL_DIR)
+	$(BIN)/churnops serve --model $(MODEL_DIR) --port $(PORT) --generate-credentials
 
 test: install  ## run the whole test suite
 	$(BIN)/python -m pytest

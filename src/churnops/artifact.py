@@ -120,12 +120,19 @@ def write_artifact(
     """
     out = Path(out_dir)
     for name in files:
-        if name in (MANIFEST, MANIFEST_DIGEST) or Path(name).is_absolute() or ".." in Path(name).parts:
+        if (
+            name in (MANIFEST, MANIFEST_DIGEST)
+            or Path(name).is_absolute()
+            or ".." in Path(name).parts
+        ):
             raise ArtifactError(f"invalid artifact file name: {name}")
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())):
+    if out.exists() and not (
+        out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())
+    ):
         raise ArtifactError(f"{out} exists and is not a churnops model directory; not overwriting")
     listing = {
-        name: {"sha256": sha256_bytes(data), "bytes": len(data)} for name, data in sorted(files.items())
+        name: {"sha256": sha256_bytes(data), "bytes": len(data)}
+        for name, data in sorted(files.items())
     }
     created = datetime.now(UTC)
     content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
@@ -137,7 +144,9 @@ def write_artifact(
         **manifest,
         "files": listing,
     }
-    manifest_bytes = (json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n").encode()
+    manifest_bytes = (
+        json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n"
+    ).encode()
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -147,8 +156,8 @@ def write_artifact(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (staging / MANIFEST).write_bytes(manifest_bytes)
-        (staging / MANIFEST_DIGEST).write_text(f"{sha256_bytes(manifest_bytes)}  {MANIFEST}\n")
-        os.chmod(staging, 0o755)
+        (staging / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
+        os.chmod(staging, 0o755)  # noqa: S103  mkdtemp's 0700 would hide the model from a server user
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -212,16 +221,27 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     unlisted = sorted(on_disk - set(listed) - {MANIFEST, MANIFEST_DIGEST})
     if unlisted:
         raise IntegrityError(f"{root / unlisted[0]}: file not listed in the manifest")
+    if not isinstance(manifest.get("schema"), dict):
+        raise ArtifactError(f"{manifest_path}: no feature schema; not a churnops model manifest")
     return ModelArtifact(path=root, manifest=manifest, schema=Schema.from_dict(manifest["schema"]))
+
+
+def _digest_line(manifest_bytes: bytes) -> bytes:
+    """The manifest's digest in ``sha256sum`` format, so ``sha256sum -c`` can check it too."""
+    return f"{sha256_bytes(manifest_bytes)}  {MANIFEST}\n".encode()
 
 
 def _check_manifest_digest(root: Path, manifest_bytes: bytes) -> None:
     digest_path = root / MANIFEST_DIGEST
     if not digest_path.is_file():
         raise IntegrityError(f"{digest_path}: missing; the manifest cannot be verified")
-    recorded = _read(digest_path).decode(errors="replace").split()
-    if not recorded or recorded[0] != sha256_bytes(manifest_bytes):
-        raise IntegrityError(f"{root / MANIFEST}: sha256 does not match {MANIFEST_DIGEST} (file was changed)")
+    recorded = _read(digest_path)
+    if recorded != _digest_line(manifest_bytes):
+        if recorded.split()[:1] == _digest_line(manifest_bytes).split()[:1]:
+            raise IntegrityError(f"{digest_path}: altered (expected exactly one sha256sum line)")
+        raise IntegrityError(
+            f"{root / MANIFEST}: sha256 does not match {MANIFEST_DIGEST} (file was changed)"
+        )
 
 
 def _read(path: Path) -> bytes:

@@ -15,7 +15,7 @@ class DataError(ChurnopsError):
     """A data file or table cannot be used (missing, unreadable, empty, bad target...)."""
 
 
-class ConfigError(ChurnopsError):
+class ConfigError(ChurnopsError, ValueError):
     """Settings are missing or contradictory."""
 
 

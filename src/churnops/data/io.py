@@ -63,11 +63,14 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as CSV or Parquet according to the extension of ``path``."""
     path = Path(path)
     kind = _format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     return path
 
 

@@ -10,6 +10,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
+from churnops.errors import ConfigError
 from churnops.pipeline.transformers import NumericCoercer, as_text
 from churnops.schema import Schema
 
@@ -50,14 +51,14 @@ class AutoMLSettings:
     def __post_init__(self) -> None:
         low, high = self.n_estimators
         if not 1 <= low <= high:
-            raise ValueError(f"n_estimators range {self.n_estimators} is not 1 ≤ low ≤ high")
+            raise ConfigError(f"n_estimators range {self.n_estimators} is not 1 ≤ low ≤ high")
         unknown = [e for e in self.estimators if e not in SUPPORTED_ESTIMATORS]
         if unknown or not self.estimators:
-            raise ValueError(
+            raise ConfigError(
                 f"estimators must be among {', '.join(SUPPORTED_ESTIMATORS)}; got {unknown or '()'}"
             )
         if self.time_budget is None and self.max_iter is None:
-            raise ValueError("set a time budget, a number of trials (max_iter), or both")
+            raise ConfigError("set a time budget, a number of trials (max_iter), or both")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form recorded in the artifact."""
@@ -128,4 +129,5 @@ def automl_fit_params(settings: AutoMLSettings, log_file: str | None = None) -> 
         params["learner_selector"] = "roundrobin"
     if log_file is not None:
         params["log_file_name"] = log_file
+        params["log_type"] = "all"  # every trial, not only improvements: the search history
     return {f"automl__{key}": value for key, value in params.items()}

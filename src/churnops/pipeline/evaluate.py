@@ -8,6 +8,8 @@ from typing import Any, Literal
 import numpy as np
 from sklearn import metrics as skm
 
+from churnops.errors import ConfigError
+
 ThresholdStrategy = Literal["fixed", "f1", "cost"]
 
 
@@ -37,20 +39,22 @@ class ThresholdPolicy:
 
     def __post_init__(self) -> None:
         if self.strategy not in ("fixed", "f1", "cost"):
-            raise ValueError(f"unknown threshold strategy {self.strategy!r}")
+            raise ConfigError(f"unknown threshold strategy {self.strategy!r}")
         if not 0.0 < self.value < 1.0:
-            raise ValueError(f"threshold {self.value} is not between 0 and 1")
+            raise ConfigError(f"threshold {self.value} is not between 0 and 1")
         if self.cost_false_positive < 0 or self.cost_false_negative < 0:
-            raise ValueError("costs must not be negative")
+            raise ConfigError("costs must not be negative")
         if not 0.0 < self.validation_size < 1.0:
-            raise ValueError("validation_size must be between 0 and 1")
+            raise ConfigError("validation_size must be between 0 and 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form recorded in the artifact."""
         return asdict(self)
 
 
-def choose_threshold(is_positive: np.ndarray, p_positive: np.ndarray, policy: ThresholdPolicy) -> float:
+def choose_threshold(
+    is_positive: np.ndarray, p_positive: np.ndarray, policy: ThresholdPolicy
+) -> float:
     """Return the threshold ``policy`` asks for, measured on (validation) rows.
 
     A row is predicted positive when its probability is at least the threshold.

@@ -1,0 +1,52 @@
+"""The Typer application and the one place CLI errors become one-line messages."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from churnops.artifact import ModelArtifact
+from churnops.errors import ChurnopsError
+
+app = typer.Typer(
+    name="churnops",
+    help="From a customer table to a secure, monitored churn-prediction service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as one line on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn churnops' domain errors into a one-line message and a non-zero exit."""
+    try:
+        yield
+    except ChurnopsError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+Command = Callable[..., None]
+
+
+def open_model(ref: str) -> ModelArtifact:
+    """Load and verify the model artifact ``ref`` names (a directory)."""
+    from churnops.artifact import load_artifact
+
+    return load_artifact(ref)
