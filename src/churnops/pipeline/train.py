@@ -18,6 +18,7 @@ from churnops.artifact import PIPELINE_FILE, ModelArtifact, write_artifact
 from churnops.data.dataset import Dataset, split_dataset
 from churnops.data.profile import reference_profile
 from churnops.errors import DataError
+from churnops.inference.export import serving_files
 from churnops.pipeline.build import AutoMLSettings, automl_fit_params, build_pipeline
 from churnops.pipeline.evaluate import ThresholdPolicy, choose_threshold, evaluate
 from churnops.pipeline.report import render_report
@@ -170,8 +171,11 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
     files = {
         PIPELINE_FILE: buffer.getvalue(),
         PROFILE_FILE: _json_bytes(profile),
-        HISTORY_FILE: "".join(json.dumps(t, default=_plain) + "\n" for t in result.history).encode(),
+        HISTORY_FILE: "".join(
+            json.dumps(t, default=_plain) + "\n" for t in result.history
+        ).encode(),
         REPORT_FILE: render_report(manifest).encode(),
+        **serving_files(result.pipeline, result.schema, result.test.X),
     }
     return write_artifact(out_dir, files, manifest)
 

@@ -1,0 +1,119 @@
+"""Derive the data-only serving form from a fitted Pipeline (at export time, never when serving)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
+from churnops.inference.runtime import LIGHTGBM, TREELITE, load_tree_model
+from churnops.schema import Schema
+
+SERVING_DIR = "serving"
+SPEC_FILE = f"{SERVING_DIR}/serving.json"
+LAYOUT_FILE = f"{SERVING_DIR}/layout.json"
+UNAVAILABLE_FILE = f"{SERVING_DIR}/unavailable.json"
+# Largest |p_fast - p_pipeline| accepted when the serving form is checked at export.
+PARITY_TOLERANCE = 1e-9
+
+
+class UnsupportedModelError(Exception):
+    """The fitted pipeline cannot be expressed in the data-only serving form."""
+
+
+def layout_from_pipeline(pipeline: Any, schema: Schema) -> FeatureLayout:
+    """Read the exact column layout the fitted ``prepare`` step produces."""
+    prepare = pipeline.named_steps["prepare"]
+    numeric: list[NumericColumn] = []
+    categorical: list[CategoricalColumn] = []
+    for name, transformer, columns in prepare.transformers_:
+        if name == "numeric":
+            numeric += [NumericColumn(c, schema.feature(c).allows_missing) for c in columns]
+        elif name == "categorical":
+            encoder = transformer[-1]
+            if encoder.drop is not None or encoder.handle_unknown != "ignore":
+                raise UnsupportedModelError(
+                    "the one-hot encoder drops categories or rejects unknown ones"
+                )
+            for column, categories in zip(columns, encoder.categories_, strict=True):
+                known = [c for c in categories if not _is_missing(c)]
+                categorical.append(
+                    CategoricalColumn(
+                        column,
+                        tuple(str(c) for c in known),
+                        schema.feature(column).allows_missing,
+                        missing_is_category=len(known) < len(categories),
+                    )
+                )
+        elif name not in ("ids", "remainder"):
+            raise UnsupportedModelError(f"unknown prepare step {name!r}")
+    optional = (*schema.id_columns, *schema.ignored_columns)
+    return FeatureLayout(tuple(numeric), tuple(categorical), optional)
+
+
+def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, bytes]:
+    """Return the artifact files of the serving form, or a file saying why there is none.
+
+    The form is checked before it is written: on ``check_rows`` (a DataFrame of held-out
+    customers) its probabilities must equal the pipeline's within ``PARITY_TOLERANCE``.
+    """
+    try:
+        layout = layout_from_pipeline(pipeline, schema)
+    except UnsupportedModelError as exc:
+        return {UNAVAILABLE_FILE: _json({"reason": str(exc)})}
+    try:
+        classes = [str(c) for c in pipeline.classes_]
+        positive_index = classes.index(schema.positive_label)
+        kind, model_bytes = _convert(pipeline.named_steps["automl"].model.estimator)
+        model = load_tree_model(kind, model_bytes, positive_index)
+        expected = pipeline.predict_proba(check_rows)[:, positive_index]
+        got = model.positive_probability(
+            layout.encode_columns(_columns(check_rows), len(check_rows)).matrix
+        )
+        worst = float(np.max(np.abs(got - expected))) if len(expected) else 0.0
+        if not worst <= PARITY_TOLERANCE:
+            raise UnsupportedModelError(f"serving form differs from the pipeline by {worst:.2e}")
+    except UnsupportedModelError as exc:
+        return {
+            UNAVAILABLE_FILE: _json({"reason": str(exc)}),
+            LAYOUT_FILE: _json(layout.to_dict()),
+        }
+    model_file = f"{SERVING_DIR}/model.{'txt' if kind == LIGHTGBM else 'treelite'}"
+    spec = {
+        "runtime": kind,
+        "model_file": model_file,
+        "layout_file": LAYOUT_FILE,
+        "classes": classes,
+        "positive_index": positive_index,
+        "checked_rows": len(expected),
+        "max_abs_difference": worst,
+    }
+    return {SPEC_FILE: _json(spec), LAYOUT_FILE: _json(layout.to_dict()), model_file: model_bytes}
+
+
+def _convert(estimator: Any) -> tuple[str, bytes]:
+    kind = type(estimator).__name__
+    if kind == "LGBMClassifier":
+        return LIGHTGBM, estimator.booster_.model_to_string().encode()
+    if kind in ("RandomForestClassifier", "ExtraTreesClassifier"):
+        try:
+            import treelite
+        except ImportError as exc:  # pragma: no cover - treelite is a base dependency
+            raise UnsupportedModelError(f"treelite is not installed ({exc})") from exc
+        return TREELITE, bytes(treelite.sklearn.import_model(estimator).serialize_bytes())
+    raise UnsupportedModelError(f"no data-only runtime for {kind}")
+
+
+def _columns(frame: Any) -> dict[str, Any]:
+    return {str(name): frame[name].to_numpy() for name in frame.columns}
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2) + "\n").encode()

@@ -1,0 +1,316 @@
+"""Records to the model's feature matrix, without pandas or scikit-learn.
+
+A :class:`FeatureLayout` is read from the fitted ``prepare`` step at export time: the numeric
+columns in order, then one indicator column per category the one-hot encoder learned. Encoding a
+record follows the same rules as the pipeline (:func:`churnops.schema.parse_number` for numbers,
+:func:`churnops.schema.as_category` for categories, unseen categories give all-zero indicators)
+so the matrix is identical, value for value, to what ``prepare.transform`` returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from churnops.errors import RecordError
+from churnops.schema import NotANumber, as_category, parse_number
+
+MAX_PROBLEMS = 20
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric input column and whether a missing value is acceptable."""
+
+    name: str
+    allows_missing: bool
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """A categorical input column and its one-hot block.
+
+    ``categories`` are in the encoder's order; ``missing_is_category`` is true when the encoder
+    learned "missing" as a category of its own (it then sits last in the block).
+    """
+
+    name: str
+    categories: tuple[str, ...]
+    allows_missing: bool
+    missing_is_category: bool
+    index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {c: i for i, c in enumerate(self.categories)})
+
+    @property
+    def width(self) -> int:
+        """Number of indicator columns of this block."""
+        return len(self.categories) + (1 if self.missing_is_category else 0)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A feature matrix and the warnings raised while building it."""
+
+    matrix: np.ndarray
+    warnings: dict[int, list[str]]
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """The columns ``prepare`` produces, in order."""
+
+    numeric: tuple[NumericColumn, ...]
+    categorical: tuple[CategoricalColumn, ...]
+    optional: tuple[str, ...] = ()  # ID and ignored columns: accepted, never required
+
+    @property
+    def width(self) -> int:
+        """Number of columns of the feature matrix."""
+        return len(self.numeric) + sum(c.width for c in self.categorical)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form stored in the artifact."""
+        return {
+            "numeric": [{"name": c.name, "allows_missing": c.allows_missing} for c in self.numeric],
+            "categorical": [
+                {
+                    "name": c.name,
+                    "categories": list(c.categories),
+                    "allows_missing": c.allows_missing,
+                    "missing_is_category": c.missing_is_category,
+                }
+                for c in self.categorical
+            ],
+            "optional": list(self.optional),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureLayout:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            numeric=tuple(
+                NumericColumn(c["name"], bool(c["allows_missing"])) for c in data["numeric"]
+            ),
+            categorical=tuple(
+                CategoricalColumn(
+                    c["name"],
+                    tuple(str(v) for v in c["categories"]),
+                    bool(c["allows_missing"]),
+                    bool(c["missing_is_category"]),
+                )
+                for c in data["categorical"]
+            ),
+            optional=tuple(data.get("optional", ())),
+        )
+
+    # -- records (the API's path) -------------------------------------------------------------
+
+    def encode_records(self, records: Sequence[Any]) -> Encoded:
+        """Encode a parsed JSON array of customer objects.
+
+        Raises
+        ------
+        RecordError
+            Listing, per record and field, what is wrong (at most ``MAX_PROBLEMS``).
+        """
+        if len(records) == 0:
+            raise RecordError([{"record": None, "field": None, "problem": "no records to score"}])
+        matrix = np.zeros((len(records), self.width), dtype=np.float64)
+        problems: list[dict[str, object]] = []
+        warnings: dict[int, list[str]] = {}
+        n_numeric = len(self.numeric)
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                problems.append(_problem(i, None, f"expected an object, got {_json_type(record)}"))
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+                continue
+            row = matrix[i]
+            for j, numeric in enumerate(self.numeric):
+                value = record.get(numeric.name, _ABSENT)
+                if value is _ABSENT:
+                    problems.append(_problem(i, numeric.name, "missing field"))
+                    continue
+                try:
+                    number = parse_number(value)
+                except NotANumber as exc:
+                    problems.append(_problem(i, numeric.name, str(exc)))
+                    continue
+                if number != number and not numeric.allows_missing:  # NaN
+                    problems.append(_problem(i, numeric.name, "a value is required"))
+                    continue
+                row[j] = number
+            offset = n_numeric
+            for column in self.categorical:
+                value = record.get(column.name, _ABSENT)
+                if value is _ABSENT:
+                    problems.append(_problem(i, column.name, "missing field"))
+                elif isinstance(value, str) and value in column.index:
+                    row[offset + column.index[value]] = 1.0  # the common case, first
+                else:
+                    self._encode_other(i, column, value, row, offset, problems, warnings)
+                offset += column.width
+            if len(problems) >= MAX_PROBLEMS:
+                break
+        if problems:
+            raise RecordError(problems[:MAX_PROBLEMS])
+        return Encoded(matrix, warnings)
+
+    @staticmethod
+    def _encode_other(
+        i: int,
+        column: CategoricalColumn,
+        value: object,
+        row: np.ndarray,
+        offset: int,
+        problems: list[dict[str, object]],
+        warnings: dict[int, list[str]],
+    ) -> None:
+        if isinstance(value, list | dict):
+            problems.append(_problem(i, column.name, f"expected text, got {_json_type(value)}"))
+            return
+        try:
+            category = as_category(value)
+        except TypeError as exc:
+            problems.append(_problem(i, column.name, str(exc)))
+            return
+        if category is None:
+            if not column.allows_missing:
+                problems.append(_problem(i, column.name, "a value is required"))
+            elif column.missing_is_category:
+                row[offset + len(column.categories)] = 1.0
+            return
+        position = column.index.get(category)
+        if position is None:
+            warnings.setdefault(i, []).append(
+                f"field '{column.name}': category {category!r} was not seen in training; "
+                "scored as none of the known categories"
+            )
+            return
+        row[offset + position] = 1.0
+
+    # -- columns (batch scoring) -------------------------------------------------------------
+
+    def encode_columns(self, columns: Mapping[str, Any], rows: int) -> Encoded:
+        """Encode a columnar batch (e.g. a table read from a file), vectorised.
+
+        Uses pandas for hashing and number parsing at batch speed; pandas is imported here,
+        never on the API's path.
+        """
+        import pandas as pd
+
+        names = [c.name for c in self.numeric] + [c.name for c in self.categorical]
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise RecordError(
+                [{"record": None, "field": name, "problem": "column missing"} for name in missing]
+            )
+        if rows == 0:
+            raise RecordError([{"record": None, "field": None, "problem": "no rows to score"}])
+        matrix = np.zeros((rows, self.width), dtype=np.float64)
+        problems: list[dict[str, object]] = []
+        warnings: dict[int, list[str]] = {}
+        for j, numeric in enumerate(self.numeric):
+            matrix[:, j] = _numbers(pd, numeric, columns[numeric.name], problems)
+        offset = len(self.numeric)
+        for categorical in self.categorical:
+            _one_hot(pd, categorical, columns[categorical.name], matrix, offset, problems, warnings)
+            offset += categorical.width
+        if problems:
+            raise RecordError(problems[:MAX_PROBLEMS])
+        return Encoded(matrix, warnings)
+
+
+def _numbers(
+    pd: Any, column: NumericColumn, values: Any, problems: list[dict[str, object]]
+) -> np.ndarray:
+    if _is_numeric(values):
+        numbers = np.asarray(values, dtype=np.float64)
+        bad = np.isinf(numbers)
+    else:
+        text = pd.Series(np.asarray(values, dtype=object)).astype("string").str.strip()
+        blank = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+        parsed = pd.to_numeric(text.mask(blank), errors="coerce")
+        numbers = np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan))
+        bad = ~np.isfinite(numbers) & ~blank
+    for k in np.flatnonzero(bad)[:MAX_PROBLEMS]:
+        value = values[k]
+        try:
+            parse_number(value.item() if isinstance(value, np.generic) else value)
+            reason = "expected a finite number"
+        except NotANumber as exc:
+            reason = str(exc)
+        problems.append(_problem(int(k), column.name, reason))
+    if not column.allows_missing:
+        for k in np.flatnonzero(np.isnan(numbers) & ~bad)[:MAX_PROBLEMS]:
+            problems.append(_problem(int(k), column.name, "a value is required"))
+    return numbers
+
+
+def _one_hot(
+    pd: Any,
+    column: CategoricalColumn,
+    values: Any,
+    matrix: np.ndarray,
+    offset: int,
+    problems: list[dict[str, object]],
+    warnings: dict[int, list[str]],
+) -> None:
+    raw = pd.Series(np.asarray(values, dtype=object))
+    uniques = pd.unique(raw)
+    # Map each distinct raw value once (as_category is the single rule for what a value means).
+    mapping: dict[Any, int] = {}
+    for value in uniques:
+        try:
+            category = as_category(value.item() if isinstance(value, np.generic) else value)
+        except TypeError as exc:
+            first = int(np.flatnonzero((raw == value).to_numpy())[0])
+            problems.append(_problem(first, column.name, str(exc)))
+            continue
+        if category is None:
+            mapping[value] = len(column.categories) if column.missing_is_category else -1
+            if not column.allows_missing:
+                first = int(np.flatnonzero(raw.isna().to_numpy() | (raw == value).to_numpy())[0])
+                problems.append(_problem(first, column.name, "a value is required"))
+        else:
+            mapping[value] = column.index.get(category, -2)
+    codes = raw.map(mapping).to_numpy(dtype=np.int64, na_value=-1)
+    known = codes >= 0
+    matrix[np.flatnonzero(known), offset + codes[known]] = 1.0
+    for k in np.flatnonzero(codes == -2):
+        warnings.setdefault(int(k), []).append(
+            f"field '{column.name}': category {raw.iloc[k]!r} was not seen in training; "
+            "scored as none of the known categories"
+        )
+
+
+def _is_numeric(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and dtype.kind in "iuf"
+
+
+def _problem(record: int, field: str | None, problem: str) -> dict[str, object]:
+    return {"record": record, "field": field, "problem": problem}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number" if not (isinstance(value, float) and math.isnan(value)) else "NaN"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
