@@ -1,0 +1,72 @@
+"""The one place where churnops' domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from churnops.errors import (
+    ArtifactError,
+    ChurnopsError,
+    ConfigError,
+    DataError,
+    LimitError,
+    RecordError,
+)
+
+log = logging.getLogger("churnops.api")
+
+
+class BadRequestError(ChurnopsError):
+    """The request body cannot be read as the API expects (not JSON, not an array…)."""
+
+
+STATUS: list[tuple[type[ChurnopsError], int]] = [
+    (RecordError, 422),
+    (BadRequestError, 400),
+    (LimitError, 413),
+    (ArtifactError, 503),
+    (DataError, 422),
+    (ConfigError, 500),
+]
+
+
+def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(ChurnopsError)
+    async def domain_error(request: Request, exc: ChurnopsError) -> Response:
+        status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+        body: dict[str, object] = {"detail": str(exc)}
+        if isinstance(exc, RecordError):
+            body["problems"] = exc.problems
+        return json_response(status, body)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return json_response(422, {"detail": "invalid request", "problems": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return json_response(exc.status_code, {"detail": exc.detail}, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return json_response(500, {"detail": "internal error", "request_id": request_id})

@@ -1,0 +1,140 @@
+"""Access logs as JSON lines and Prometheus metrics, in one lean ASGI middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ROUTES = ("/predict", "/metadata", "/metrics", "/health/live", "/health/ready", "/docs",
+          "/openapi.json")  # fmt: skip
+
+REQUESTS = Counter("churnops_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram(
+    "churnops_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECORDS = Histogram(
+    "churnops_records_per_request",
+    "Customer records per /predict request",
+    buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000),
+)
+PREDICTIONS = Counter("churnops_predictions_total", "Predictions by class", ["label"])
+MODEL_INFO = Gauge(
+    "churnops_model_info",
+    "The model being served (value 1)",
+    ["name", "version", "runtime"],
+    multiprocess_mode="liveall",
+)
+
+access_log = logging.getLogger("churnops.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message and any extra fields."""
+
+    FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "client")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(line)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send churnops' logs to stderr as JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("churnops")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """The Prometheus exposition of this process, or of all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class ObservabilityMiddleware:
+    """Request id, JSON access log line and metrics for every HTTP request; no payloads."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            path = scope.get("path", "")
+            route = path if path in ROUTES else "other"
+            REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
+            LATENCY.labels(route).observe(seconds)
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "records": state.get("records"),
+                },
+            )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            text = value.decode("latin-1")[:128]
+            return text if text.isprintable() else None
+    return None

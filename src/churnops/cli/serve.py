@@ -1,0 +1,115 @@
+"""``churnops serve``: the prediction API under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+import typer
+
+from churnops.cli.app import app, console, err_console, fail, user_errors
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model artifact directory [env CHURN_MODEL].")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface [default 0.0.0.0; 127.0.0.1 with --no-auth]."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port [env CHURN_PORT or PORT, else 8080].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="uvicorn workers.")
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve WITHOUT authentication (loopback by default).")
+    ] = False,
+    generate_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--generate-credentials",
+            help="When CHURN_USER/CHURN_PASSWORD are unset, make a strong password and print it.",
+        ),
+    ] = False,
+) -> None:
+    """Serve a model over HTTP: POST /predict behind HTTP Basic auth."""
+    import uvicorn
+
+    from churnops.api.observability import configure_logging
+    from churnops.config import Settings
+
+    with user_errors():
+        # Everything is checked here, before uvicorn starts, so a bad start is one clear line.
+        overrides: dict[str, str] = {}
+        if model is not None:
+            overrides["CHURN_MODEL"] = model
+        if port is not None:
+            overrides["CHURN_PORT"] = str(port)
+        if workers is not None:
+            overrides["CHURN_WORKERS"] = str(workers)
+        if no_auth:
+            overrides["CHURN_NO_AUTH"] = "true"
+            overrides["CHURN_HOST"] = host or "127.0.0.1"
+        elif host is not None:
+            overrides["CHURN_HOST"] = host
+        os.environ.update(overrides)  # the workers read their settings from the environment
+        settings = Settings()
+        credentials = settings.credentials()
+        generated = False
+        if credentials is None and generate_credentials and not settings.no_auth:
+            os.environ["CHURN_USER"] = "churn"
+            os.environ["CHURN_PASSWORD"] = secrets.token_urlsafe(18)
+            settings = Settings()
+            credentials = settings.credentials()
+            generated = True
+        if credentials is None and not settings.no_auth:
+            fail(
+                "no credentials: set CHURN_USER and CHURN_PASSWORD (or CHURN_USER_FILE and "
+                "CHURN_PASSWORD_FILE), or pass --generate-credentials, or --no-auth"
+            )
+        from churnops.artifact import load_artifact
+        from churnops.inference import load_scorer
+
+        artifact = load_artifact(settings.model)
+        scorer = load_scorer(artifact)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    console.print(f"model: {artifact.name} {artifact.version} — {scorer.runtime}")
+    if not scorer.fast:
+        err_console.print(
+            f"[yellow]note:[/] no fast path, serving the pipeline: {scorer.fallback_reason}"
+        )
+    if artifact.synthetic:
+        err_console.print("[bold yellow]note:[/] this model was trained on SYNTHETIC data.")
+    console.print(
+        f"API: http://{shown}:{settings.port}/predict   docs: http://{shown}:{settings.port}/docs"
+    )
+    if generated and credentials is not None:
+        console.print(
+            f"credentials (generated for this run): user [bold]{credentials[0]}[/] "
+            f"password [bold]{credentials[1].get_secret_value()}[/]"
+        )
+    elif credentials is not None:
+        console.print("credentials: from the environment (CHURN_USER / CHURN_PASSWORD)")
+    else:
+        err_console.print("[bold red]warning:[/] authentication is OFF")
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # One /metrics view over all workers.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="churnops-metrics-")
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "churnops.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,  # churnops writes its own JSON access log
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=20,
+    )
