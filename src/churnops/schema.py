@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from churnops.errors import ArtifactError
@@ -25,26 +25,26 @@ NUMBER_PATTERN = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _NUMBER = re.compile(NUMBER_PATTERN)
 
 
-class NotANumber(ValueError):
+class NotANumberError(ValueError):
     """A value offered for a numeric column is not a number."""
 
 
 def parse_number(value: object) -> float:
     """Read one value of a numeric column.
 
-    Returns NaN for a missing value (``None`` or a blank string). Raises :class:`NotANumber`
+    Returns NaN for a missing value (``None`` or a blank string). Raises :class:`NotANumberError`
     for anything else that is not a finite number or a string spelling one.
     """
     if value is None:
         return math.nan
     if isinstance(value, bool):  # bool is an int subclass; True is not a tenure
-        raise NotANumber("expected a number, got a boolean")
+        raise NotANumberError("expected a number, got a boolean")
     if isinstance(value, int | float):
         number = float(value)
         if math.isnan(number):
             return math.nan
         if math.isinf(number):
-            raise NotANumber("expected a finite number")
+            raise NotANumberError("expected a finite number")
         return number
     if isinstance(value, str):
         text = value.strip()
@@ -52,8 +52,8 @@ def parse_number(value: object) -> float:
             return math.nan
         if _NUMBER.fullmatch(text):
             return float(text)
-        raise NotANumber(f"expected a number, got {_quote(value)}")
-    raise NotANumber(f"expected a number, got {type(value).__name__}")
+        raise NotANumberError(f"expected a number, got {_quote(value)}")
+    raise NotANumberError(f"expected a number, got {type(value).__name__}")
 
 
 def as_category(value: object) -> str | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from churnops.data.sample import generate_customers
 from typer.testing import CliRunner
 
 from churnops.cli import app
 from churnops.data.io import read_table
+from churnops.data.sample import generate_customers
 
 runner = CliRunner()
 

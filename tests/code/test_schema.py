@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from churnops.schema import NotANumber, parse_number
+from churnops.schema import NotANumberError, parse_number
 
 
 @pytest.mark.parametrize(
@@ -24,5 +24,5 @@ def test_missing(value):
 
 @pytest.mark.parametrize("value", [True, "abc", "nan", "inf", "1,000", float("inf"), [1], {}])
 def test_not_numbers(value):
-    with pytest.raises(NotANumber):
+    with pytest.raises(NotANumberError):
         parse_number(value)

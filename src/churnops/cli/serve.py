@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from typing import Annotated
 
 import typer
@@ -103,6 +104,9 @@ def serve(
         # One /metrics view over all workers.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="churnops-metrics-")
     configure_logging(settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that was
+    # installed before it: a no-op one makes the normal stop (Cloud Run, podman stop) exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         "churnops.api.app:app_from_environment",
         factory=True,

@@ -145,8 +145,7 @@ def dataset_from_frame(
         raise DataError(f"{source}: duplicate column names: {', '.join(twice)}")
     if spec.target not in frame.columns:
         raise DataError(
-            f"{source}: target column {spec.target!r} not found; columns are: "
-            f"{_listing(columns)}"
+            f"{source}: target column {spec.target!r} not found; columns are: {_listing(columns)}"
         )
     unknown = [c for c in spec.drop_columns if c not in frame.columns]
     if unknown:

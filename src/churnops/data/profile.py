@@ -34,7 +34,9 @@ def reference_profile(X: pd.DataFrame, schema: Schema, scores: np.ndarray) -> di
             if numbers.size:
                 edges = np.unique(np.quantile(numbers, np.linspace(0, 1, QUANTILE_BINS + 1)))
                 inner = edges[1:-1]
-                counts = np.bincount(np.searchsorted(inner, numbers, side="right"), minlength=len(inner) + 1)
+                counts = np.bincount(
+                    np.searchsorted(inner, numbers, side="right"), minlength=len(inner) + 1
+                )
                 entry.update(
                     bin_edges=inner.tolist(),
                     bin_shares=(counts / numbers.size).tolist(),
@@ -47,7 +49,9 @@ def reference_profile(X: pd.DataFrame, schema: Schema, scores: np.ndarray) -> di
             shares = present.astype(str).value_counts(normalize=True).sort_index()
             entry["category_shares"] = {str(k): float(v) for k, v in shares.items()}
         features[feature.name] = entry
-    score_counts, score_edges = np.histogram(np.asarray(scores, dtype=np.float64), bins=SCORE_BINS, range=(0, 1))
+    score_counts, score_edges = np.histogram(
+        np.asarray(scores, dtype=np.float64), bins=SCORE_BINS, range=(0, 1)
+    )
     return {
         "rows": len(X),
         "features": features,

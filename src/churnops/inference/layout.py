@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from churnops.errors import RecordError
-from churnops.schema import NotANumber, as_category, parse_number
+from churnops.schema import NotANumberError, as_category, parse_number
 
 MAX_PROBLEMS = 20
 _ABSENT = object()
@@ -140,7 +140,7 @@ class FeatureLayout:
                     continue
                 try:
                     number = parse_number(value)
-                except NotANumber as exc:
+                except NotANumberError as exc:
                     problems.append(_problem(i, numeric.name, str(exc)))
                     continue
                 if number != number and not numeric.allows_missing:  # NaN
@@ -245,7 +245,7 @@ def _numbers(
         try:
             parse_number(value.item() if isinstance(value, np.generic) else value)
             reason = "expected a finite number"
-        except NotANumber as exc:
+        except NotANumberError as exc:
             reason = str(exc)
         problems.append(_problem(int(k), column.name, reason))
     if not column.allows_missing:

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from churnops.data.cleaning import to_categories, to_numeric
-from churnops.schema import NotANumber
+from churnops.schema import NotANumberError
 
 
 class NumericCoercer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -35,7 +35,7 @@ class NumericCoercer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         for j in range(array.shape[1]):
             try:
                 out[:, j] = to_numeric(array[:, j])
-            except NotANumber as exc:
+            except NotANumberError as exc:
                 raise ValueError(f"column {self._column_name(j)!r}: {exc}") from exc
         return out
 
