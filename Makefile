@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOME_DIR ?= .churnops
 MODEL_DIR ?= $(HOME_DIR)/models/demo
 
-.PHONY: run install train serve test test-fast lint format clean bench-quality
+.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-serving
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,26 @@ run: install  ## train on the embedded synthetic data, then serve the model on p
 	$(BIN)/churnops train --out $(MODEL_DIR)
 	$(BIN)/churnops serve --model $(MODEL_DIR) --port $(PORT) --generate-credentials
 
-test: install  ## run the whole test suite
-	$(BIN)/python -m pytest
+test: install  ## run the whole test suite (the container tests run in test-container)
+	$(BIN)/python -m pytest -m "not container"
 
 test-fast: install  ## tests without the slow ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not container"
+
+IMAGE ?= churnops:latest
+ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+
+image: install  ## build the serving image with the model in MODEL_DIR (trained by make run)
+	@test -f $(MODEL_DIR)/manifest.json || { echo "no model in $(MODEL_DIR): run make run or set MODEL_DIR"; exit 1; }
+	rm -rf build/model && mkdir -p build && cp -r $(MODEL_DIR) build/model
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) \
+	  --build-arg MODEL_DIR=build/model -t $(IMAGE) .
+
+test-container: install  ## build the image with podman, run it, probe it, stop it (needs ../shared)
+	bash -c 'source ../shared/ci/container-env.sh && $(BIN)/python -m pytest -m container tests/container'
+
+bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → docs/performance.md
+	$(BIN)/python bench/serving.py
 
 lint: install  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from churnops.errors import RecordError
 from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
 from churnops.inference.runtime import LIGHTGBM, TREELITE, load_tree_model
 from churnops.schema import Schema
@@ -69,6 +70,7 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
         positive_index = classes.index(schema.positive_label)
         kind, model_bytes = _convert(pipeline.named_steps["automl"].model.estimator)
         model = load_tree_model(kind, model_bytes, positive_index)
+        check_rows = _valid_rows(layout, check_rows)
         expected = pipeline.predict_proba(check_rows)[:, positive_index]
         got = model.positive_probability(
             layout.encode_columns(_columns(check_rows), len(check_rows)).matrix
@@ -105,6 +107,20 @@ def _convert(estimator: Any) -> tuple[str, bytes]:
             raise UnsupportedModelError(f"treelite is not installed ({exc})") from exc
         return TREELITE, bytes(treelite.sklearn.import_model(estimator).serialize_bytes())
     raise UnsupportedModelError(f"no data-only runtime for {kind}")
+
+
+def _valid_rows(layout: FeatureLayout, frame: Any) -> Any:
+    """Drop the rows validation refuses (e.g. a blank where training had none)."""
+    for _ in range(len(frame)):
+        try:
+            layout.encode_columns(_columns(frame), len(frame))
+            return frame
+        except RecordError as exc:
+            bad = {r for p in exc.problems if isinstance(r := p.get("record"), int)}
+            if not bad:
+                raise UnsupportedModelError(f"cannot check the serving form: {exc}") from exc
+            frame = frame.drop(index=frame.index[sorted(bad)])
+    return frame
 
 
 def _columns(frame: Any) -> dict[str, Any]:

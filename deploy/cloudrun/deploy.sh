@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Build the churnops image, push it to Artifact Registry and deploy it to Cloud Run.
+#
+#   deploy/cloudrun/deploy.sh --project my-project [--region europe-west1] [--repository churnops]
+#       [--service churnops] [--model .churnops/models/demo] [--tag TAG] [--yaml] [--dry-run]
+#
+# Credentials come from Secret Manager secrets `churn-user` and `churn-password` (see
+# docs/deploy.md); nothing secret is passed on the command line. --dry-run prints every command
+# without running it (no gcloud or docker needed). --yaml deploys deploy/cloudrun/service.yaml
+# with `gcloud run services replace` instead of `gcloud run deploy` flags.
+set -euo pipefail
+
+PROJECT=${GOOGLE_CLOUD_PROJECT:-}
+REGION=${REGION:-europe-west1}
+REPOSITORY=${REPOSITORY:-churnops}
+SERVICE=${SERVICE:-churnops}
+MODEL_DIR=${MODEL_DIR:-.churnops/models/demo}
+TAG=${TAG:-}
+USE_YAML=0
+DRY_RUN=0
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --project) PROJECT=$2; shift 2 ;;
+    --region) REGION=$2; shift 2 ;;
+    --repository) REPOSITORY=$2; shift 2 ;;
+    --service) SERVICE=$2; shift 2 ;;
+    --model) MODEL_DIR=$2; shift 2 ;;
+    --tag) TAG=$2; shift 2 ;;
+    --yaml) USE_YAML=1; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "deploy.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+[ -n "$PROJECT" ] || { echo "deploy.sh: set --project or GOOGLE_CLOUD_PROJECT" >&2; exit 2; }
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "$TAG" ]; then
+  # The model version names the image, so an image always says which model it serves.
+  TAG=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$MODEL_DIR/manifest.json" 2>/dev/null || echo latest)
+fi
+IMAGE="$REGION-docker.pkg.dev/$PROJECT/$REPOSITORY/churnops:$TAG"
+SERVICE_ACCOUNT="churnops-run@$PROJECT.iam.gserviceaccount.com"
+ENGINE=$(command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+
+run() {
+  printf '+'; printf ' %q' "$@"; printf '\n'
+  if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
+}
+
+cd "$ROOT"
+[ "$DRY_RUN" -eq 1 ] || [ -f "$MODEL_DIR/manifest.json" ] || { echo "deploy.sh: no model in $MODEL_DIR" >&2; exit 2; }
+run rm -rf build/model
+run mkdir -p build
+run cp -r "$MODEL_DIR" build/model
+run gcloud auth configure-docker "$REGION-docker.pkg.dev" --quiet
+run "$ENGINE" build --build-arg MODEL_DIR=build/model -t "$IMAGE" .
+run "$ENGINE" push "$IMAGE"
+if [ "$USE_YAML" -eq 1 ]; then
+  rendered=$(mktemp)
+  run sh -c "sed -e 's|IMAGE|$IMAGE|; s|SERVICE_ACCOUNT|$SERVICE_ACCOUNT|; s|name: SERVICE\$|name: $SERVICE|' deploy/cloudrun/service.yaml > $rendered"
+  run gcloud run services replace "$rendered" --project "$PROJECT" --region "$REGION"
+else
+  run gcloud run deploy "$SERVICE" \
+    --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
+    --service-account "$SERVICE_ACCOUNT" \
+    --port 8080 --concurrency 80 --cpu 2 --memory 1Gi --min-instances 1 --max-instances 10 \
+    --set-env-vars CHURN_WORKERS=2,CHURN_PASSWORD_FILE=/secrets/churn-password/password \
+    --set-secrets CHURN_USER=churn-user:latest,/secrets/churn-password/password=churn-password:latest \
+    --allow-unauthenticated
+fi
+if [ "$DRY_RUN" -eq 1 ]; then
+  echo "dry run: nothing was run"
+else
+  echo "deployed $IMAGE as Cloud Run service $SERVICE ($REGION)"
+fi
