@@ -10,6 +10,15 @@ REPO = Path(__file__).resolve().parents[1]
 TELCO = REPO.parent / "shared" / "data" / "telco-churn-train.csv"
 
 
+@pytest.fixture(autouse=True)
+def project_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep every test's MLflow store, caches and models out of the working tree."""
+    home = tmp_path_factory.mktemp("home") / ".churnops"
+    monkeypatch.setenv("CHURN_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
 @pytest.fixture(scope="session")
 def telco_path() -> Path:
     """The real IBM Telco training file; tests that need it skip without it."""

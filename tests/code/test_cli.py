@@ -29,7 +29,9 @@ def test_train_then_predict(tmp_path):
     data = tmp_path / "customers.csv"
     generate_customers(800, seed=1).to_csv(data, index=False)
     model = tmp_path / "model"
-    result = run("train", "--data", str(data), "--max-iter", "3", "--out", str(model))
+    result = run(
+        "train", "--data", str(data), "--max-iter", "3", "--out", str(model), "--no-tracking"
+    )
     assert result.exit_code == 0, result.output
     assert "artifact:" in result.output
     scored = tmp_path / "scored.parquet"
@@ -44,7 +46,9 @@ def test_train_then_predict(tmp_path):
 
 @pytest.mark.slow
 def test_train_without_data_says_synthetic(tmp_path):
-    result = run("train", "--rows", "400", "--max-iter", "2", "--out", str(tmp_path / "m"))
+    result = run(
+        "train", "--rows", "400", "--max-iter", "2", "--out", str(tmp_path / "m"), "--no-tracking"
+    )
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.output
 
@@ -55,6 +59,7 @@ def test_train_without_data_says_synthetic(tmp_path):
         (["train", "--data", "missing.csv"], "data file not found: missing.csv"),
         (["train", "--data", "x.xlsx"], "unsupported file type"),
         (["train", "--threshold", "2", "--max-iter", "1"], "between 0 and 1"),
+        (["train", "--max-iter", "1", "--tracking-uri", "bogus://x"], "is not usable"),
         (["train", "--threshold", "best", "--max-iter", "1"], "--threshold must be"),
         (["train", "--estimators", "svm", "--max-iter", "1"], "estimators must be among"),
         (["predict", "--model", "nowhere", "--data", "a.csv", "--out", "b.csv"], "nowhere"),

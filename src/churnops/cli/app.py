@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -45,8 +46,36 @@ def user_errors() -> Iterator[None]:
 Command = Callable[..., None]
 
 
-def open_model(ref: str) -> ModelArtifact:
-    """Load and verify the model artifact ``ref`` names (a directory)."""
+def project_home() -> Path:
+    """The project's data directory (``CHURN_HOME``, default ``.churnops``)."""
+    from churnops.config import Settings
+
+    return Settings().home
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the local SQLite store."""
+    from churnops.registry.tracking import resolve_tracking_uri
+
+    return resolve_tracking_uri(explicit, project_home())
+
+
+def model_path(ref: str, uri: str | None = None) -> Path:
+    """A local artifact directory for ``ref``: a directory, or ``models:/NAME@ALIAS|/VERSION``."""
+    from churnops.registry.models import is_registry_ref
+
+    if not is_registry_ref(ref):
+        return Path(ref)
+    from churnops.registry.models import resolve_model
+    from churnops.registry.tracking import check_tracking
+
+    resolved_uri = tracking_uri(uri)
+    check_tracking(resolved_uri)
+    return resolve_model(ref, resolved_uri, project_home() / "cache")
+
+
+def open_model(ref: str, uri: str | None = None) -> ModelArtifact:
+    """Load and verify the model ``ref`` names (a directory or a registry reference)."""
     from churnops.artifact import load_artifact
 
-    return load_artifact(ref)
+    return load_artifact(model_path(ref, uri))

@@ -46,9 +46,13 @@ def serve(
 
     with user_errors():
         # Everything is checked here, before uvicorn starts, so a bad start is one clear line.
+        from churnops.cli.app import model_path
+
         overrides: dict[str, str] = {}
-        if model is not None:
-            overrides["CHURN_MODEL"] = model
+        reference = model or os.environ.get("CHURN_MODEL")
+        if reference is not None:
+            # A registry reference is resolved once, here; the workers load the local copy.
+            overrides["CHURN_MODEL"] = str(model_path(reference))
         if port is not None:
             overrides["CHURN_PORT"] = str(port)
         if workers is not None:

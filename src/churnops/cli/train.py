@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from churnops.cli.app import app, console, err_console, open_model, user_errors
+from churnops.cli.app import (
+    app,
+    console,
+    err_console,
+    fail,
+    open_model,
+    project_home,
+    tracking_uri,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
@@ -87,9 +96,35 @@ def train(
         int, typer.Option("--rows", min=100, help="Synthetic customers when --data is not given.")
     ] = DEFAULT_SYNTHETIC_ROWS,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show FLAML's search log.")] = False,
+    tracking_uri_option: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite in .churnops/].",
+        ),
+    ] = None,
+    no_tracking: Annotated[
+        bool, typer.Option("--no-tracking", help="Do not record the run in MLflow.")
+    ] = False,
+    register: Annotated[
+        str | None, typer.Option("--register", help="Register the model under this name.")
+    ] = None,
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment.")
+    ] = "churnops",
 ) -> None:
     """Search, fit and evaluate a churn model; export it as a verified artifact."""
     with user_errors():
+        uri = None
+        if no_tracking:
+            if register:
+                fail("--register needs tracking; drop --no-tracking")
+            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
+        else:
+            from churnops.registry.tracking import check_tracking
+
+            uri = tracking_uri(tracking_uri_option)
+            check_tracking(uri)  # before the search, so a bad URI costs seconds, not a budget
         from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
         from churnops.pipeline.train import export_model, train_model
 
@@ -120,8 +155,21 @@ def train(
             lambda: train_model(dataset, settings, policy, test_size=test_size),
             settings.time_budget,
         )
-        artifact = export_model(result, out or Path(".churnops") / "models" / name, name=name)
-    _print_summary(artifact, result.automl)
+        artifact = export_model(result, out or project_home() / "models" / name, name=name)
+        _print_summary(artifact, result.automl)
+        if uri is not None:
+            from churnops.registry.tracking import log_training
+
+            run_id = log_training(artifact, uri, project_home(), experiment)
+            console.print(f"MLflow run: {run_id} ({uri})")
+            if register:
+                from churnops.registry.models import register as register_version
+
+                version = register_version(run_id, register, uri)
+                console.print(
+                    f"registered as {register} version {version} "
+                    f"(promote: churnops models promote {register} {version})"
+                )
 
 
 def _automl_settings(
@@ -206,7 +254,9 @@ def _print_summary(artifact: ModelArtifact, automl: dict[str, Any]) -> None:
 
 @app.command()
 def predict(
-    model: Annotated[str, typer.Option("--model", help="Model artifact directory.")],
+    model: Annotated[
+        str, typer.Option("--model", help="Artifact directory or models:/NAME@ALIAS.")
+    ],
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of customers.")],
     out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write.")],
 ) -> None:
