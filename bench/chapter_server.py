@@ -9,8 +9,6 @@ Run by the benchmark as ``uvicorn chapter_server:create_app --factory`` with ``C
 (an artifact directory) and ``CHURN_USER`` / ``CHURN_PASSWORD`` in the environment.
 """
 
-from __future__ import annotations
-
 import os
 import secrets
 from typing import Annotated, Any

@@ -71,3 +71,32 @@ def test_errors_are_one_line(args, message, tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_another_churn_table_with_its_own_target_label_and_ids(tmp_path):
+    frame = generate_customers(900, seed=12).rename(
+        columns={"Churn": "left", "customerID": "account", "Contract": "plan"}
+    )
+    frame["left"] = frame["left"].map({"Yes": "gone", "No": "stayed"})
+    frame["region"] = ["north", "south", "east"] * 300
+    frame["signup_note"] = "web"
+    data = tmp_path / "accounts.parquet"
+    frame.to_parquet(data, index=False)
+    model = tmp_path / "model"
+    result = run(
+        "train", "--data", str(data), "--target", "left", "--positive-label", "gone",
+        "--id-columns", "account", "--drop-columns", "signup_note", "--max-iter", "3",
+        "--out", str(model), "--no-tracking",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from churnops.artifact import load_artifact
+
+    schema = load_artifact(model).schema
+    assert (schema.target, schema.positive_label) == ("left", "gone")
+    assert "region" in schema.feature_names
+    assert "signup_note" not in schema.feature_names
+    scored = tmp_path / "scored.csv"
+    result = run("predict", "--model", str(model), "--data", str(data), "--out", str(scored))
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(scored)["prediction"]) <= {"gone", "stayed"}

@@ -59,8 +59,8 @@ def test_parity_on_every_telco_row(telco_model, telco_path):
 def test_parity_on_100k_synthetic_rows(telco_model):
     result, artifact = telco_model
     scorer = load_scorer(artifact, allow_fallback=False)
-    frame = generate_customers(100_000, seed=99)
-    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    frame = generate_customers(100_000, seed=99).astype("str")  # Arrow-backed text, as read
+    columns = {c: frame[c] for c in frame.columns}
     scores = scorer.score_columns(columns, len(frame))
     _assert_parity(scores, result.pipeline, frame, artifact.threshold)
     head = frame.head(2000)
@@ -159,16 +159,26 @@ def test_missing_field_and_non_objects(scorer, customer):
         scorer.score_records([])
 
 
-def test_batch_errors_name_the_row(scorer, customer):
-    frame = pd.DataFrame([customer] * 3, dtype=object)
+@pytest.mark.parametrize("as_text", [False, True], ids=["objects", "arrow-text"])
+def test_batch_errors_and_warnings_name_the_row(scorer, customer, as_text):
+    frame = pd.DataFrame([customer] * 4, dtype=object)
     frame.loc[2, "MonthlyCharges"] = "lots"
+    frame.loc[3, "Contract"] = "Lifetime"
+    if as_text:
+        frame = frame.astype("str")
+    columns = {c: frame[c] if as_text else frame[c].to_numpy() for c in frame.columns}
     with pytest.raises(RecordError) as info:
-        scorer.score_columns({c: frame[c].to_numpy() for c in frame.columns}, 3)
+        scorer.score_columns(columns, 4)
     assert info.value.problems[0] == {
         "record": 2,
         "field": "MonthlyCharges",
         "problem": "expected a number, got 'lots'",
     }
+    frame.loc[2, "MonthlyCharges"] = "70.5"
+    columns = {c: frame[c] if as_text else frame[c].to_numpy() for c in frame.columns}
+    scores = scorer.score_columns(columns, 4)
+    assert list(scores.warnings) == [3]
+    assert "Lifetime" in scores.warnings[3][0]
 
 
 def test_tampered_serving_file_is_refused(synthetic_model, tmp_path):

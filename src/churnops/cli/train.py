@@ -273,7 +273,7 @@ def predict(
             )
         frame = read_table(data)
         started = time.perf_counter()
-        columns = {name: frame[name].to_numpy() for name in frame.columns}
+        columns = {name: frame[name] for name in frame.columns}
         scores = scorer.score_columns(columns, len(frame))
         seconds = time.perf_counter() - started
         frame["churn_probability"] = scores.positive_probability

@@ -214,34 +214,135 @@ class FeatureLayout:
             )
         if rows == 0:
             raise RecordError([{"record": None, "field": None, "problem": "no rows to score"}])
-        matrix = np.zeros((rows, self.width), dtype=np.float64)
+        # Column-major: each feature is written as one contiguous column (LightGBM reads either).
+        matrix = np.zeros((rows, self.width), dtype=np.float64, order="F")
         problems: list[dict[str, object]] = []
         warnings: dict[int, list[str]] = {}
         for j, numeric in enumerate(self.numeric):
-            matrix[:, j] = _numbers(pd, numeric, columns[numeric.name], problems)
+            values = columns[numeric.name]
+            parsed = _arrow_numbers(values)
+            if parsed is None:
+                parsed = _numbers(pd, numeric, values, problems)
+            elif not numeric.allows_missing:
+                for k in np.flatnonzero(np.isnan(parsed))[:MAX_PROBLEMS]:
+                    problems.append(_problem(int(k), numeric.name, "a value is required"))
+            matrix[:, j] = parsed
         offset = len(self.numeric)
         for categorical in self.categorical:
-            _one_hot(pd, categorical, columns[categorical.name], matrix, offset, problems, warnings)
+            values = columns[categorical.name]
+            codes = _arrow_codes(values, categorical)
+            if codes is None:
+                codes = _category_codes(pd, categorical, values, problems, warnings)
+            else:
+                rest = np.flatnonzero(codes < 0)
+                if len(rest):  # the rare values that are not a known category verbatim
+                    objects = _to_objects(values, rest)
+                    codes[rest] = _category_codes(
+                        pd, categorical, objects, problems, warnings, rows=rest
+                    )
+            for k in range(categorical.width):
+                matrix[:, offset + k] = codes == k
             offset += categorical.width
         if problems:
             raise RecordError(problems[:MAX_PROBLEMS])
         return Encoded(matrix, warnings)
 
 
+def _arrow_strings(values: Any) -> Any:
+    """``values`` as an Arrow string array when it already is one (pandas' text columns)."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - batch scoring comes with pyarrow
+        return None
+    if hasattr(values, "array") and "Arrow" in type(values.array).__name__:
+        values = pa.array(values)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    ):
+        return values
+    return None
+
+
+def _arrow_numbers(values: Any) -> np.ndarray | None:
+    """Parse an Arrow text column at C++ speed; None when it needs the exact, slow path."""
+    strings = _arrow_strings(values)
+    if strings is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(strings)
+    blank = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, ""))
+    try:
+        parsed = pc.cast(pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # something is not a number: the exact path names it
+    numbers = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if (
+        not np.isfinite(numbers[~np.isnan(numbers)]).all()
+        or np.isnan(numbers[~np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)]).any()
+    ):
+        return None  # "inf", "nan" and friends: parse_number decides
+    return numbers
+
+
+def _arrow_codes(values: Any, column: CategoricalColumn) -> np.ndarray | None:
+    """Positions of an Arrow text column's values among the known categories (-1: other)."""
+    strings = _arrow_strings(values)
+    if strings is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    known = pa.array(list(column.categories), type=strings.type)
+    codes = pc.fill_null(pc.index_in(strings, value_set=known), -1)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _to_objects(values: Any, rows: np.ndarray) -> np.ndarray:
+    strings = _arrow_strings(values)
+    taken = strings.take(rows).to_pylist() if strings is not None else np.asarray(values)[rows]
+    return np.asarray(taken, dtype=object)
+
+
 def _numbers(
     pd: Any, column: NumericColumn, values: Any, problems: list[dict[str, object]]
 ) -> np.ndarray:
-    if _is_numeric(values):
-        numbers = np.asarray(values, dtype=np.float64)
+    array = np.asarray(values)
+    if array.dtype.kind in "iuf":
+        numbers = array.astype(np.float64)
         bad = np.isinf(numbers)
     else:
-        text = pd.Series(np.asarray(values, dtype=object)).astype("string").str.strip()
-        blank = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
-        parsed = pd.to_numeric(text.mask(blank), errors="coerce")
-        numbers = np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan))
-        bad = ~np.isfinite(numbers) & ~blank
+        array = array.astype(object)
+        # Blanks are missing; everything else must parse. numpy parses numeric text at C speed;
+        # a column with anything else takes pandas' coercing parser, then the exact rule below.
+        blank = (array == "") | (array == " ") | pd.isna(array)
+        numbers = np.full(len(array), np.nan)
+        try:
+            numbers[~blank] = array[~blank].astype(np.float64)
+            exotic = np.zeros(len(array), dtype=bool)
+        except (ValueError, TypeError):
+            parsed = pd.to_numeric(pd.Series(array[~blank], dtype=object), errors="coerce")
+            numbers[~blank] = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+            exotic = ~blank
+        suspicious = ~blank & (exotic | ~np.isfinite(numbers))
+        kinds = pd.api.types.infer_dtype(array[~blank], skipna=True)
+        if kinds not in ("string", "floating", "integer", "mixed-integer-float", "empty"):
+            suspicious |= ~blank  # booleans or other objects: let parse_number judge each
+        bad = np.zeros(len(array), dtype=bool)
+        for k in np.flatnonzero(suspicious):
+            value = array[k]
+            try:
+                number = parse_number(value.item() if isinstance(value, np.generic) else value)
+            except NotANumberError:
+                bad[k] = True
+                continue
+            numbers[k] = number
+            blank[k] = number != number
     for k in np.flatnonzero(bad)[:MAX_PROBLEMS]:
-        value = values[k]
+        value = array[k]
         try:
             parse_number(value.item() if isinstance(value, np.generic) else value)
             reason = "expected a finite number"
@@ -254,41 +355,52 @@ def _numbers(
     return numbers
 
 
-def _one_hot(
+def _category_codes(
     pd: Any,
     column: CategoricalColumn,
     values: Any,
-    matrix: np.ndarray,
-    offset: int,
     problems: list[dict[str, object]],
     warnings: dict[int, list[str]],
-) -> None:
-    raw = pd.Series(np.asarray(values, dtype=object))
-    uniques = pd.unique(raw)
-    # Map each distinct raw value once (as_category is the single rule for what a value means).
-    mapping: dict[Any, int] = {}
-    for value in uniques:
-        try:
-            category = as_category(value.item() if isinstance(value, np.generic) else value)
-        except TypeError as exc:
-            first = int(np.flatnonzero((raw == value).to_numpy())[0])
-            problems.append(_problem(first, column.name, str(exc)))
-            continue
-        if category is None:
-            mapping[value] = len(column.categories) if column.missing_is_category else -1
-            if not column.allows_missing:
-                first = int(np.flatnonzero(raw.isna().to_numpy() | (raw == value).to_numpy())[0])
-                problems.append(_problem(first, column.name, "a value is required"))
-        else:
-            mapping[value] = column.index.get(category, -2)
-    codes = raw.map(mapping).to_numpy(dtype=np.int64, na_value=-1)
-    known = codes >= 0
-    matrix[np.flatnonzero(known), offset + codes[known]] = 1.0
-    for k in np.flatnonzero(codes == -2):
-        warnings.setdefault(int(k), []).append(
-            f"field '{column.name}': category {raw.iloc[k]!r} was not seen in training; "
-            "scored as none of the known categories"
-        )
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Position of each value in the column's one-hot block (-1: none); ``rows`` renumbers."""
+    array = np.asarray(values, dtype=object)
+    known = pd.Index(list(column.categories), dtype=object)
+    codes = np.asarray(known.get_indexer(pd.Index(array, dtype=object)), dtype=np.int64)
+    rest = np.flatnonzero(codes < 0)
+    if len(rest):
+        # Values that are not a known category verbatim: decide once per distinct value with
+        # as_category, the single rule for what a value means (blank, number as text, unseen).
+        for value in pd.unique(pd.Series(array[rest], dtype=object)):
+            where = rest[_same(array[rest], value)]
+            first = int(where[0] if rows is None else rows[where[0]])
+            try:
+                category = as_category(value.item() if isinstance(value, np.generic) else value)
+            except TypeError as exc:
+                problems.append(_problem(first, column.name, str(exc)))
+                continue
+            if category is None:
+                if not column.allows_missing:
+                    problems.append(_problem(first, column.name, "a value is required"))
+                elif column.missing_is_category:
+                    codes[where] = len(column.categories)
+                continue
+            position = column.index.get(category)
+            if position is not None:
+                codes[where] = position
+                continue
+            for k in where:
+                warnings.setdefault(int(k if rows is None else rows[k]), []).append(
+                    f"field '{column.name}': category {category!r} was not seen in training; "
+                    "scored as none of the known categories"
+                )
+    return codes
+
+
+def _same(array: np.ndarray, value: object) -> np.ndarray:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in array])
+    return np.asarray(array == value, dtype=bool)
 
 
 def _is_numeric(values: Any) -> bool:

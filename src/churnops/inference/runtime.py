@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 LIGHTGBM = "lightgbm-text"
+SMALL_BATCH = 1024
 TREELITE = "treelite-checkpoint"
 
 
@@ -67,7 +68,9 @@ class LightGBMModel:
         return cls(data, positive_index)
 
     def positive_probability(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float64)
+        row_major = not (X.flags.f_contiguous and not X.flags.c_contiguous)
+        X = np.ascontiguousarray(X) if row_major else X
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected {self.n_features} features, got shape {X.shape}")
         out = np.empty(X.shape[0], dtype=np.float64)
@@ -79,11 +82,13 @@ class LightGBMModel:
                 ctypes.c_int(self._FLOAT64),
                 ctypes.c_int32(X.shape[0]),
                 ctypes.c_int32(X.shape[1]),
-                ctypes.c_int(1),  # row major
+                ctypes.c_int(1 if row_major else 0),
                 ctypes.c_int(self._PREDICT_NORMAL),
                 ctypes.c_int(0),  # start iteration
                 ctypes.c_int(-1),  # all iterations
-                ctypes.c_char_p(b""),
+                # Small batches on one thread: waking OpenMP workers costs more than the trees,
+                # and idle ones spin on the cores the server's event loop needs.
+                ctypes.c_char_p(b"num_threads=1" if X.shape[0] < SMALL_BATCH else b""),
                 ctypes.byref(written),
                 out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
             )
