@@ -245,6 +245,15 @@ def per_record_us(fn: Any, records: int, min_seconds: float = 1.0) -> float:
     return elapsed / calls / records * 1e6
 
 
+def best_seconds(fn: Any, runs: int = 2) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def in_process(model: Path, data: Path | None, tmp: Path) -> dict[str, float]:
     from churnops.artifact import load_artifact
     from churnops.inference import load_scorer
@@ -274,13 +283,14 @@ def in_process(model: Path, data: Path | None, tmp: Path) -> dict[str, float]:
     path = tmp / "million.parquet"
     generate_customers(1_000_000, seed=7).drop(columns=["Churn"]).to_parquet(path, index=False)
     million = pd.read_parquet(path)  # text columns as a file reader returns them
-    started = time.perf_counter()
-    pipeline.predict_proba(million)
-    out["pipeline_batch_rows_s"] = len(million) / (time.perf_counter() - started)
-    started = time.perf_counter()
+    # Best of two runs for both, so neither pays one-off warm-up costs.
+    out["pipeline_batch_rows_s"] = len(million) / best_seconds(
+        lambda: pipeline.predict_proba(million)
+    )
     columns = {name: million[name] for name in million.columns}
-    scorer.score_columns(columns, len(million))
-    out["fast_batch_rows_s"] = len(million) / (time.perf_counter() - started)
+    out["fast_batch_rows_s"] = len(million) / best_seconds(
+        lambda: scorer.score_columns(columns, len(million))
+    )
     started = time.perf_counter()
     subprocess.run(
         [

@@ -214,8 +214,9 @@ class FeatureLayout:
             )
         if rows == 0:
             raise RecordError([{"record": None, "field": None, "problem": "no rows to score"}])
-        # Column-major: each feature is written as one contiguous column (LightGBM reads either).
-        matrix = np.zeros((rows, self.width), dtype=np.float64, order="F")
+        # Column-major: each feature is written as one contiguous column (LightGBM reads either);
+        # every column is written below, so the memory need not be zeroed first.
+        matrix = np.empty((rows, self.width), dtype=np.float64, order="F")
         problems: list[dict[str, object]] = []
         warnings: dict[int, list[str]] = {}
         for j, numeric in enumerate(self.numeric):
