@@ -80,7 +80,7 @@ def build_pipeline(schema: Schema) -> Pipeline:
     """
     numeric = [f.name for f in schema.numeric]
     categorical = [f.name for f in schema.categorical]
-    dropped = [*schema.id_columns, *schema.ignored_columns]
+    dropped = list(schema.id_columns)  # ignored columns never reach X; remainder="drop" skips them
     transformers: list[tuple[str, Any, list[str]]] = []
     if dropped:
         transformers.append(("ids", "drop", dropped))
