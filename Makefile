@@ -32,16 +32,21 @@ test-fast: install  ## tests without the slow ones
 	$(BIN)/python -m pytest -m "not slow and not container"
 
 IMAGE ?= churnops:latest
-ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+# docker when its engine answers (a client alone is not enough), else podman.
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+BASE_IMAGE ?=
 
 image: install  ## build the serving image with the model in MODEL_DIR (trained by make run)
 	@test -f $(MODEL_DIR)/manifest.json || { echo "no model in $(MODEL_DIR): run make run or set MODEL_DIR"; exit 1; }
-	rm -rf build/model && mkdir -p build && cp -r $(MODEL_DIR) build/model
+	@# build/model is the one model directory .dockerignore lets into the build context.
+	if [ "$$(realpath $(MODEL_DIR))" != "$$(realpath -m build/model)" ]; then \
+	  rm -rf build/model && mkdir -p build && cp -r $(MODEL_DIR) build/model; fi
 	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	  --build-arg MODEL_DIR=build/model -t $(IMAGE) .
 
 test-container: install  ## build the image with podman, run it, probe it, stop it (needs ../shared)
-	bash -c 'source ../shared/ci/container-env.sh && $(BIN)/python -m pytest -m container tests/container'
+	bash -c 'source ../shared/ci/container-env.sh && $(BIN)/python -m pytest -s -m container tests/container'
 
 bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → docs/performance.md
 	$(BIN)/python bench/serving.py

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnops.errors import ConfigError
+
+# No "trace": at that level uvicorn logs each request's headers, credentials included.
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class Settings(BaseSettings):
@@ -33,8 +37,13 @@ class Settings(BaseSettings):
     no_auth: bool = False
     max_records: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     home: Path = Path(".churnops")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     def credentials(self) -> tuple[str, SecretStr] | None:
         """Return (user, password) from the environment or secret files, or None if unset.
@@ -76,7 +85,29 @@ def _one_of(name: str, value: str | None, file: Path | None) -> str | None:
     return text
 
 
+def read_settings() -> Settings:
+    """Read the settings from the environment now.
+
+    Raises
+    ------
+    ConfigError
+        A variable holds an invalid value; the message names the variable (not the value).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            if name in ("PORT", "CHURN_PORT"):
+                variable = "CHURN_PORT (or PORT)"
+            else:
+                variable = name if name.startswith("CHURN_") else f"CHURN_{name}"
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The settings from the environment, read once on first use."""
-    return Settings()
+    return read_settings()

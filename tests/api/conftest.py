@@ -1,4 +1,4 @@
-"""An app over a tiny synthetic model, with its credentials."""
+"""Apps over tiny synthetic models, with their credentials."""
 
 from __future__ import annotations
 
@@ -6,11 +6,36 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churnops.api import create_app
+from churnops.artifact import ModelArtifact, write_artifact
+from churnops.inference.export import SERVING_DIR
 
 from .support import make_settings
+
+# Filled in by write_artifact, so not copied from another manifest.
+GENERATED_KEYS = ("format", "format_version", "version", "created_at", "files")
 
 
 @pytest.fixture(scope="module")
 def client(synthetic_model):
     with TestClient(create_app(make_settings(synthetic_model[1].path, max_records=50))) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def large_client(synthetic_model):
+    """Default limits: batches large enough to be scored in the thread pool."""
+    with TestClient(create_app(make_settings(synthetic_model[1].path))) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def pipeline_only_model(synthetic_model, tmp_path_factory) -> ModelArtifact:
+    """The synthetic model without its data-only serving form: served by the pickled pipeline."""
+    artifact: ModelArtifact = synthetic_model[1]
+    files = {
+        name: artifact.read_bytes(name)
+        for name in artifact.files
+        if not name.startswith(f"{SERVING_DIR}/")
+    }
+    manifest = {k: v for k, v in artifact.manifest.items() if k not in GENERATED_KEYS}
+    return write_artifact(tmp_path_factory.mktemp("models") / "pipeline-only", files, manifest)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
+import logging
+
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
+from churnops.api import create_app
+from churnops.api.app import INLINE_BODY_BYTES
+from churnops.api.observability import JsonFormatter
+from churnops.config import Settings
 from churnops.data.sample import generate_customers
+from churnops.errors import ArtifactError, ConfigError
 
 from .support import AUTH, make_settings, payload
 
@@ -109,10 +121,6 @@ def test_problems_are_listed_per_record_and_field(client):
 
 
 def test_body_limit_is_counted_on_the_stream(synthetic_model):
-    from fastapi.testclient import TestClient
-
-    from churnops.api import create_app
-
     app = create_app(make_settings(synthetic_model[1].path, max_body_bytes=2048))
     with TestClient(app) as small:
         big = b"[" + b",".join([b'{"tenure": 1}'] * 400) + b"]"
@@ -180,3 +188,159 @@ def test_probabilities_sum_to_one(client):
         assert sum(result["probabilities"].values()) == pytest.approx(1.0)
         assert result["probability"] >= 0.5 or result["prediction"] == "Yes"
     assert np.isfinite([r["probability"] for r in _predict(client, records).json().values()]).all()
+
+
+def test_large_batch_in_the_thread_pool_matches_records_scored_alone(large_client):
+    customers = generate_customers(2000, seed=5).drop(columns=["Churn"]).to_dict("records")
+    # The tiny model saw no blank TotalCharges, so it refuses them; keep the rest.
+    records = [r for r in customers if str(r["TotalCharges"]).strip()]
+    assert len(orjson.dumps(records)) > INLINE_BODY_BYTES  # so the batch leaves the event loop
+    batch = _predict(large_client, records)
+    assert batch.status_code == 200
+    results = batch.json()
+    assert list(results) == [str(i) for i in range(len(records))]
+    for i in (0, 1, 777, len(records) - 1):
+        assert _predict(large_client, [records[i]]).json()["0"] == results[str(i)]
+
+
+def test_pipeline_fallback_serves_the_same_predictions(client, pipeline_only_model):
+    records = generate_customers(30, seed=9).drop(columns=["Churn"]).to_dict("records")
+    records[3]["Contract"] = "Ten year"  # unseen: the fallback validates like the fast path
+    with TestClient(create_app(make_settings(pipeline_only_model.path))) as fallback:
+        meta = fallback.get("/metadata", auth=AUTH).json()
+        slow = _predict(fallback, records)
+    assert meta["fast_path"] is False
+    assert "no serving form" in meta["fallback_reason"]
+    assert slow.status_code == 200
+    fast = _predict(client, records).json()
+    for i, result in slow.json().items():
+        assert result["prediction"] == fast[i]["prediction"]
+        assert result["warnings"] == fast[i]["warnings"]
+        assert result["probabilities"] == pytest.approx(fast[i]["probabilities"], abs=1e-9)
+    assert fast["3"]["warnings"]
+
+
+class _BrokenScorer:
+    """A scorer with a bug: any request that reaches it fails unexpectedly."""
+
+    def __init__(self, scorer) -> None:
+        self._scorer = scorer
+
+    def __getattr__(self, name):
+        return getattr(self._scorer, name)
+
+    def score_records(self, records):
+        raise RuntimeError("internal detail 42")
+
+
+def test_a_bug_is_a_json_500_without_internals(synthetic_model):
+    app = create_app(make_settings(synthetic_model[1].path))
+    with TestClient(app, raise_server_exceptions=False) as broken:
+        app.state.model = dataclasses.replace(
+            app.state.model, scorer=_BrokenScorer(app.state.model.scorer)
+        )
+        response = broken.post(
+            "/predict",
+            json=payload("chapter_request.json"),
+            auth=AUTH,
+            headers={"X-Request-ID": "bug-1"},
+        )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "internal error", "request_id": "bug-1"}
+
+
+@pytest.fixture
+def access_lines():
+    """The access log records written while the test runs."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("churnops.access")
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_request_id_is_echoed_and_the_access_line_holds_no_payload(client, access_lines):
+    response = client.post(
+        "/predict",
+        json=payload("chapter_request.json"),
+        auth=AUTH,
+        headers={"X-Request-ID": "req-abc-1"},
+    )
+    assert response.headers["X-Request-ID"] == "req-abc-1"
+    assert len(client.get("/health/live").headers["X-Request-ID"]) == 32  # generated
+    record = next(r for r in access_lines if getattr(r, "request_id", None) == "req-abc-1")
+    text = JsonFormatter().format(record)
+    line = json.loads(text)
+    assert line["method"] == "POST"
+    assert line["route"] == "/predict"
+    assert line["status"] == 200
+    assert line["records"] == 1
+    assert line["latency_ms"] > 0
+    for secret in ("7590-VHVEG", "Electronic check", AUTH[0], AUTH[1], "Basic "):
+        assert secret not in text
+
+
+def test_unknown_paths_share_one_metrics_label(client):
+    response = client.get("/wp-login.php")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
+    metrics = client.get("/metrics").text
+    assert 'route="other",status="404"' in metrics
+    assert "wp-login" not in metrics
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Basic !!!", "Bearer abc", "Basic " + base64.b64encode(b"no-colon").decode(), "Basic"],
+)
+def test_malformed_authorization_is_a_401(client, authorization):
+    response = client.post(
+        "/predict", json=payload("chapter_request.json"), headers={"Authorization": authorization}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_non_ascii_credentials(synthetic_model):
+    settings = make_settings(synthetic_model[1].path, user="zoë", password="pässwörd ✓")
+    with TestClient(create_app(settings)) as c:
+        body = payload("chapter_request.json")
+        assert c.post("/predict", json=body, auth=("zoë", "pässwörd ✓")).status_code == 200
+        assert c.post("/predict", json=body, auth=("zoë", "passwörd ✓")).status_code == 401
+
+
+def test_openapi_declares_basic_auth_on_the_protected_routes(client):
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"] == {
+        "HTTPBasic": {"type": "http", "scheme": "basic"}
+    }
+    assert spec["paths"]["/predict"]["post"]["security"] == [{"HTTPBasic": []}]
+    assert spec["paths"]["/metadata"]["get"]["security"] == [{"HTTPBasic": []}]
+    assert "security" not in spec["paths"]["/health/ready"]["get"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_no_credentials_means_no_app_unless_auth_is_off(synthetic_model):
+    path = synthetic_model[1].path
+    with pytest.raises(ConfigError, match="no credentials"):
+        create_app(Settings(model=str(path)))
+    with TestClient(create_app(Settings(model=str(path), no_auth=True))) as open_app:
+        assert open_app.post("/predict", json=payload("chapter_request.json")).status_code == 200
+        assert open_app.get("/metadata").status_code == 200
+        spec = open_app.get("/openapi.json").json()
+    assert "securitySchemes" not in spec.get("components", {})
+
+
+def test_a_missing_model_fails_the_start_naming_it(tmp_path):
+    app = create_app(make_settings(tmp_path / "nowhere"))
+    with pytest.raises(ArtifactError, match="nowhere"), TestClient(app):
+        pass

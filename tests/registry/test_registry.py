@@ -81,7 +81,7 @@ def test_training_is_tracked_registered_promoted_and_rolled_back(data, tmp_path,
     )
     assert result.exit_code == 0, result.output
     assert pd.read_csv(scored)["churn_probability"].between(0, 1).all()
-    path = resolve_model("models:/churn@champion", uri, project_home / "cache")
+    path = resolve_model("models:/churn@champion", uri, project_home)
     assert load_artifact(path).version == load_artifact(tmp_path / "m1").version
 
     missing = run(

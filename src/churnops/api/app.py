@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
-from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from churnops import __version__
 from churnops.api import errors
+from churnops.api.auth import authenticator
 from churnops.api.errors import BadRequestError, json_response
 from churnops.api.observability import (
     MODEL_INFO,
@@ -27,6 +24,7 @@ from churnops.api.observability import (
     RECORDS,
     ObservabilityMiddleware,
     metrics_payload,
+    worker_exited,
 )
 from churnops.artifact import ModelArtifact, load_artifact
 from churnops.config import Settings
@@ -89,7 +87,7 @@ PREDICT_OPENAPI: dict[str, Any] = {
 }
 
 
-# Bodies up to this size (about 50 customer records) are scored on the event loop; larger ones in
+# Bodies up to this size (about 70 customer records) are scored on the event loop; larger ones in
 # the thread pool, so CPU-bound work never holds the loop for more than about a millisecond.
 INLINE_BODY_BYTES = 32 * 1024
 
@@ -100,6 +98,17 @@ class ServedModel:
 
     artifact: ModelArtifact
     scorer: Scorer
+
+
+async def served_model(request: Request) -> ServedModel:
+    """Dependency: the model the lifespan loaded (503 until it is loaded)."""
+    model: ServedModel | None = getattr(request.app.state, "model", None)
+    if model is None:
+        raise HTTPException(503, "model not loaded")
+    return model
+
+
+Served = Annotated[ServedModel, Depends(served_model)]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -132,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.no_auth:
             log.warning("authentication is OFF (--no-auth)")
         yield
+        worker_exited()
 
     app = FastAPI(
         title="churnops",
@@ -142,13 +152,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(ObservabilityMiddleware)
-    authenticate = _authenticator(credentials)
-
-    def served(request: Request) -> ServedModel:
-        model: ServedModel | None = getattr(request.app.state, "model", None)
-        if model is None:
-            raise HTTPException(503, "model not loaded")
-        return model
+    # Route-level dependencies run before the route's own, so a request that fails
+    # authentication never gets as far as the model or its body.
+    authenticate = authenticator(credentials)
 
     @app.post(
         "/predict",
@@ -156,9 +162,8 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_extra=PREDICT_OPENAPI,
         summary="Predict churn for customer records",
     )
-    async def predict(request: Request) -> Response:
-        # Authentication has passed (dependencies run first); only now is the body read.
-        model = served(request)
+    async def predict(request: Request, model: Served) -> Response:
+        # Authentication has passed; only now is the body read.
         body = await _read_body(request, settings.max_body_bytes)
         if len(body) <= INLINE_BODY_BYTES:
             # A few records score in well under a millisecond, less than handing them to a
@@ -188,8 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(200, {"status": "ready", "model_version": model.artifact.version})
 
     @app.get("/metadata", dependencies=[Depends(authenticate)], summary="The served model")
-    async def metadata(request: Request) -> Response:
-        model = served(request)
+    async def metadata(model: Served) -> Response:
         artifact, scorer = model.artifact, model.scorer
         manifest = artifact.manifest
         return json_response(
@@ -220,40 +224,6 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _authenticator(credentials: tuple[str, SecretStr] | None) -> Any:
-    if credentials is None:
-
-        async def no_auth() -> None:
-            return None
-
-        return no_auth
-    user = credentials[0].encode()
-    password = credentials[1].get_secret_value().encode()
-    challenge = {"WWW-Authenticate": 'Basic realm="churnops"'}
-
-    async def authenticate(request: Request) -> None:
-        given_user, given_password = _basic(request.headers.get("authorization"))
-        # Compare both, always, in constant time: timing reveals neither which part was wrong
-        # nor how much of it matched.
-        user_ok = secrets.compare_digest(given_user, user)
-        password_ok = secrets.compare_digest(given_password, password)
-        if not (user_ok and password_ok):
-            raise HTTPException(401, "missing or wrong credentials", headers=challenge)
-
-    return authenticate
-
-
-def _basic(header: str | None) -> tuple[bytes, bytes]:
-    if not header or header[:6].lower() != "basic ":
-        return b"", b""
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return b"", b""
-    user, _, password = decoded.partition(b":")
-    return user, password
-
-
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -271,7 +241,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _score(scorer: Scorer, body: bytes, max_records: int) -> tuple[bytes, int]:
-    """Parse, validate and score a /predict body (runs in a worker thread)."""
+    """Parse, validate and score a /predict body; return the response body and record count."""
     if not body.strip():
         raise BadRequestError("empty body: send a JSON array of customer objects")
     try:

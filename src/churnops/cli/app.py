@@ -61,17 +61,16 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 def model_path(ref: str, uri: str | None = None) -> Path:
-    """A local artifact directory for ``ref``: a directory, or ``models:/NAME@ALIAS|/VERSION``."""
-    from churnops.registry.models import is_registry_ref
+    """A local artifact directory for ``ref``: a directory, or ``models:/NAME@ALIAS|/VERSION``.
+
+    Registry references resolve through MLflow (``uri``, else :func:`tracking_uri`) to a
+    verified copy cached under ``HOME/cache/NAME/VERSION``.
+    """
+    from churnops.registry.models import is_registry_ref, resolve_model
 
     if not is_registry_ref(ref):
         return Path(ref)
-    from churnops.registry.models import resolve_model
-    from churnops.registry.tracking import check_tracking
-
-    resolved_uri = tracking_uri(uri)
-    check_tracking(resolved_uri)
-    return resolve_model(ref, resolved_uri, project_home() / "cache")
+    return resolve_model(ref, tracking_uri(uri), project_home())
 
 
 def open_model(ref: str, uri: str | None = None) -> ModelArtifact:

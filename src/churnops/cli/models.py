@@ -15,19 +15,26 @@ from churnops.cli.app import (
     app,
     console,
     err_console,
-    open_model,
+    fail,
     project_home,
     tracking_uri,
     user_errors,
 )
 
-models_app = typer.Typer(help="Registered models: versions and aliases.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered models: versions and the champion / challenger aliases.",
+    no_args_is_help=True,
+)
 app.add_typer(models_app, name="models")
 
 UriOption = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow tracking URI [env MLFLOW_TRACKING_URI]."),
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite in .churnops/].",
+    ),
 ]
+EXIT_DIFFERENT = 3
 
 
 def _uri(explicit: str | None) -> str:
@@ -43,7 +50,7 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     tracking: UriOption = None,
 ) -> None:
-    """List registered versions with their aliases and held-out metrics."""
+    """List registered versions with their aliases, held-out metrics and data."""
     with user_errors():
         from churnops.registry.models import list_versions
 
@@ -53,14 +60,14 @@ def list_models(
         return
     table = Table("model", "version")
     table.add_column("aliases", no_wrap=True, min_width=len("champion, challenger"))
-    for name in ("ROC AUC", "log loss", "F1", "data sha256", "created", "run"):
-        table.add_column(name)
+    for column in ("ROC AUC", "log loss", "F1", "data sha256", "created", "run"):
+        table.add_column(column, no_wrap=column in ("created", "run"))
     for v in versions:
         created = dt.datetime.fromtimestamp(v.created / 1000).strftime("%Y-%m-%d %H:%M")
         table.add_row(
             v.name, v.version, ", ".join(v.aliases) or "-",
             _fmt(v.metrics.get("test.roc_auc")), _fmt(v.metrics.get("test.log_loss")),
-            _fmt(v.metrics.get("test.f1")), v.data_sha256[:12], created, v.run_id[:12],
+            _fmt(v.metrics.get("test.f1")), v.data_sha256[:12] or "-", created, v.run_id[:12],
         )  # fmt: skip
     console.print(table)
 
@@ -80,14 +87,19 @@ def register(
         from churnops.registry.models import register as register_version
 
         version = register_version(run_id, name, _uri(tracking))
-    console.print(f"registered run {run_id} as {name} version {version}")
+    console.print(
+        f"registered run {run_id} as {name} version {version} "
+        f"(promote: churnops models promote {name} {version})"
+    )
 
 
 @models_app.command("promote")
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[str, typer.Argument(help="Version to promote.")],
-    alias: Annotated[str, typer.Option("--alias", help="champion or challenger.")] = "champion",
+    alias: Annotated[
+        str, typer.Option("--alias", help="champion (what gets served) or challenger.")
+    ] = "champion",
     tracking: UriOption = None,
 ) -> None:
     """Point an alias (default champion, what gets served) at a version."""
@@ -114,73 +126,90 @@ def rollback(
 
 @app.command()
 def reproduce(
-    ref: Annotated[str, typer.Argument(help="MLflow run id, or models:/NAME/VERSION or @ALIAS.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="MLflow run id, churnops model version, or models:/NAME/VERSION or @ALIAS."
+        ),
+    ],
     data: Annotated[Path, typer.Option("--data", help="The data file to refit on.")],
     allow_data_change: Annotated[
-        bool, typer.Option("--allow-data-change", help="Refit even if the data file changed.")
+        bool,
+        typer.Option("--allow-data-change", help="Refit even if the file is not the recorded one."),
     ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Also export the refit here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also export the refit as an artifact here.")
+    ] = None,
     tracking: UriOption = None,
 ) -> None:
-    """Refit a recorded configuration and report whether its predictions match."""
+    """Refit a recorded configuration on DATA and report whether its predictions match.
+
+    Exits with status 3 when the refit's held-out predictions differ from the recorded model's.
+    """
     with user_errors():
-        from churnops.registry.models import is_registry_ref, run_of
-        from churnops.registry.reproduce import MATCH_TOLERANCE
+        from churnops.registry.reproduce import MATCH_TOLERANCE, recorded_model
         from churnops.registry.reproduce import reproduce as refit
 
         uri = _uri(tracking)
-        reference = ref if is_registry_ref(ref) else _run_model(ref, uri)
-        recorded = open_model(reference, uri)
+        run_id, recorded = recorded_model(ref, uri, project_home())
+        settings = recorded.manifest["settings"]["automl"]
         console.print(
-            f"recorded: {recorded.name} {recorded.version} (run {run_of(reference, uri)}), "
-            f"data {recorded.manifest['data']['sha256'][:12]}…"
+            f"recorded: {recorded.name} {recorded.version} (run {run_id}), "
+            f"data {recorded.manifest['data']['sha256'][:12]}…, seed {settings['seed']}, "
+            f"max_iter {settings['max_iter']}, time budget {settings['time_budget']}"
         )
         report = refit(recorded, data, allow_data_change)
         for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}")
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         if out is not None:
             from churnops.pipeline.train import export_model
 
-            export_model(report.refit, out, name=recorded.name)
-            console.print(f"refit exported to {out}")
+            exported = export_model(report.refit, out, name=recorded.name)
+            console.print(f"refit exported to {exported.path} (version {exported.version})")
+    then = recorded.metrics.get("test", {})
+    now = report.refit.metrics
+    console.print(
+        "held-out ROC AUC / log loss: recorded "
+        f"{then.get('roc_auc', float('nan')):.6f} / {then.get('log_loss', float('nan')):.6f}, "
+        f"refit {now.get('roc_auc', float('nan')):.6f} / {now.get('log_loss', float('nan')):.6f}"
+    )
     verdict = "MATCH" if report.matches else "DIFFERENT"
     console.print(
-        f"{verdict}: max |Δp| {report.max_abs_difference:.3g} over {report.rows_compared} held-out "
-        f"rows (tolerance {MATCH_TOLERANCE:g}); "
+        f"{verdict}: max |Δp| {report.max_abs_difference:.3g} over {report.rows_compared} "
+        f"held-out rows (tolerance {MATCH_TOLERANCE:g}); "
         f"labels {'equal' if report.labels_equal else 'differ'}"
     )
     if not report.matches:
-        raise typer.Exit(3)
-
-
-def _run_model(run_id: str, uri: str) -> str:
-    """Download a run's logged artifact directory; return its local path."""
-    import mlflow.artifacts
-
-    from churnops.registry.tracking import ARTIFACT_PATH
-
-    target = project_home() / "cache" / "runs" / run_id
-    if not (target / ARTIFACT_PATH / "manifest.json").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=ARTIFACT_PATH, dst_path=str(target), tracking_uri=uri
-        )
-    return str(target / ARTIFACT_PATH)
+        raise typer.Exit(EXIT_DIFFERENT)
 
 
 @app.command()
 def ui(
-    host: Annotated[str, typer.Option("--host", help="Interface.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Interface (loopback by default).")] = (
+        "127.0.0.1"
+    ),
     port: Annotated[int, typer.Option("--port", help="Port.")] = 5000,
     tracking: UriOption = None,
 ) -> None:
-    """Start the MLflow UI on the configured store (loopback by default)."""
+    """Start the MLflow UI on the configured tracking store."""
     with user_errors():
+        from churnops.registry.tracking import artifact_root
+
         uri = _uri(tracking)
-    artifacts = (project_home() / "mlartifacts").resolve().as_uri()
+        if uri.startswith(("http://", "https://")):
+            fail(f"{uri} is a tracking server already: open it in a browser")
+        root = (
+            artifact_root(uri, project_home())
+            or (project_home() / "mlartifacts").resolve().as_uri()
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[bold yellow]warning:[/] the MLflow UI has no authentication; it listens on {host}"
+        )
     console.print(f"MLflow UI for {uri}: http://{host}:{port}")
     command = [
         *(sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri),
-        *("--default-artifact-root", artifacts, "--host", host, "--port", str(port)),
+        *("--default-artifact-root", str(root), "--host", host, "--port", str(port)),
     ]
-    os.execv(sys.executable, command)  # noqa: S606  replaces this process with the MLflow server
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # noqa: S606  replaces this process with the MLflow UI

@@ -158,10 +158,13 @@ def train(
         artifact = export_model(result, out or project_home() / "models" / name, name=name)
         _print_summary(artifact, result.automl)
         if uri is not None:
-            from churnops.registry.tracking import log_training
+            from churnops.registry.tracking import TrackingError, log_training
 
-            run_id = log_training(artifact, uri, project_home(), experiment)
-            console.print(f"MLflow run: {run_id} ({uri})")
+            try:
+                run_id = log_training(artifact, uri, project_home(), experiment)
+            except TrackingError as exc:
+                fail(f"{exc} (the model itself is saved and verified at {artifact.path})")
+            console.print(f"MLflow run: {run_id} ({uri}, experiment {experiment!r})")
             if register:
                 from churnops.registry.models import register as register_version
 

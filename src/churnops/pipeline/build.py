@@ -124,6 +124,11 @@ def automl_fit_params(settings: AutoMLSettings, log_file: str | None = None) -> 
         "seed": settings.seed,
         "n_jobs": settings.n_jobs,
         "verbose": 0,
+        # churnops records runs itself (churnops.registry). FLAML's own MLflow logging switches
+        # on whenever an MLflow run is active or autologging is enabled, and then skips the
+        # final refit on all training rows: the same settings would give a different model (or
+        # fail while FLAML logs it), depending on the caller's MLflow state.
+        "mlflow_logging": False,
     }
     if settings.max_iter is not None:
         params["max_iter"] = settings.max_iter

@@ -2,8 +2,9 @@
 
 A version's source is the churnops artifact directory logged with its run. Resolving
 ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` downloads that directory once into a local
-cache; :func:`churnops.artifact.load_artifact` then verifies every file against its manifest, so a
-registry or cache that was tampered with is refused like any other changed artifact.
+cache, ``HOME/cache/NAME/VERSION``, and verifies every file against its manifest
+(:func:`churnops.artifact.load_artifact`), so a registry or cache that was tampered with is
+refused like any other changed artifact.
 """
 
 from __future__ import annotations
@@ -11,27 +12,49 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from churnops.errors import ArtifactError, ConfigError
-from churnops.registry.tracking import ARTIFACT_PATH, TAG, client
+from churnops.artifact import MANIFEST, load_artifact
+from churnops.errors import ArtifactError, ConfigError, IntegrityError
+from churnops.registry.tracking import (
+    ARTIFACT_PATH,
+    DEFAULT_HOME,
+    MODEL_VERSION_TAG,
+    TAG,
+    check_tracking,
+    client,
+    mlflow_errors,
+    resolve_tracking_uri,
+)
 
 ALIASES = ("champion", "challenger")
-HISTORY_TAG = f"{TAG}champion_history"  # versions that held `champion`, oldest first
+CHAMPION = "champion"
+HISTORY_TAG = f"{TAG}champion_history"  # registered-model tag: versions that held champion
+HISTORY_LIMIT = 50
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """A parsed ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` reference."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class VersionInfo:
-    """One registered model version, as `churnops models list` shows it."""
+    """One registered model version, as ``churnops models list`` shows it."""
 
     name: str
     version: str
     aliases: tuple[str, ...]
     run_id: str
-    created: int
+    created: int  # milliseconds since the epoch
     metrics: dict[str, float]
     data_sha256: str
     model_version: str
@@ -42,148 +65,259 @@ def is_registry_ref(ref: str) -> bool:
     return ref.startswith("models:/")
 
 
-def register(run_id: str, name: str, uri: str) -> str:
-    """Register the artifact of run ``run_id`` as a new version of ``name``; return the version."""
-    from mlflow.exceptions import MlflowException
+def parse_ref(ref: str) -> ModelRef:
+    """Parse ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; raise ConfigError otherwise."""
+    match = _REF.match(ref)
+    if match is None or match["name"] in (".", ".."):
+        raise ConfigError(f"{ref!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return ModelRef(match["name"], match["alias"], match["version"])
 
+
+def register(run_id: str, name: str, uri: str) -> str:
+    """Register the artifact of run ``run_id`` as a new version of ``name``; return the version.
+
+    Raises
+    ------
+    ConfigError
+        The run does not exist or is not a churnops training run.
+    """
     mlflow = client(uri)
-    try:
-        run = mlflow.get_run(run_id)
-    except MlflowException as exc:
-        raise ConfigError(f"run {run_id!r} not found in {uri}") from exc
-    try:
-        mlflow.get_registered_model(name)
-    except MlflowException:
-        mlflow.create_registered_model(name, description="churnops churn model")
-    source = f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_PATH}"
-    version = mlflow.create_model_version(name, source, run_id=run_id)
+    run = _run(mlflow, run_id, uri)
+    tags = run.data.tags
+    if MODEL_VERSION_TAG not in tags:
+        raise ConfigError(f"run {run_id} has no churnops model (no {MODEL_VERSION_TAG} tag)")
+    with mlflow_errors(f"registering run {run_id} as {name!r}"):
+        if not _exists(mlflow, name):
+            try:
+                mlflow.create_registered_model(name, description="churnops churn model")
+            except Exception:
+                if not _exists(mlflow, name):  # not a concurrent creation: a real failure
+                    raise
+        version = mlflow.create_model_version(
+            name,
+            f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_PATH}",
+            run_id=run_id,
+            tags={k: v for k, v in tags.items() if k.startswith(TAG) and "version." not in k},
+            description=f"churnops model {tags[MODEL_VERSION_TAG]}",
+        )
     return str(version.version)
 
 
 def list_versions(uri: str, name: str | None = None) -> list[VersionInfo]:
-    """Registered versions (of ``name``, or of every model), newest first."""
+    """Registered versions (of ``name``, or of every model), by name and newest first."""
     mlflow = client(uri)
-    query = f"name='{_quote(name)}'" if name else ""
     out = []
     aliases: dict[str, dict[str, list[str]]] = {}
-    for version in mlflow.search_model_versions(query):
-        if version.name not in aliases:
-            aliases[version.name] = {}
-            for alias, number in (mlflow.get_registered_model(version.name).aliases or {}).items():
-                aliases[version.name].setdefault(str(number), []).append(alias)
-        run = mlflow.get_run(version.run_id) if version.run_id else None
-        metrics = dict(run.data.metrics) if run else {}
-        tags = dict(run.data.tags) if run else {}
-        out.append(
-            VersionInfo(
-                name=version.name,
-                version=str(version.version),
-                aliases=tuple(sorted(aliases[version.name].get(str(version.version), []))),
-                run_id=str(version.run_id or ""),
-                created=int(version.creation_timestamp or 0),
-                metrics={k: v for k, v in metrics.items() if k.startswith("test.")},
-                data_sha256=tags.get(f"{TAG}data_sha256", ""),
-                model_version=tags.get(f"{TAG}model_version", ""),
+    with mlflow_errors(f"listing models in {uri}"):
+        query = f"name='{_quote(name)}'" if name else ""
+        for version in mlflow.search_model_versions(query):
+            if version.name not in aliases:
+                aliases[version.name] = {}
+                model_aliases = mlflow.get_registered_model(version.name).aliases or {}
+                for alias, number in model_aliases.items():
+                    aliases[version.name].setdefault(str(number), []).append(alias)
+            run = mlflow.get_run(version.run_id) if version.run_id else None
+            metrics = dict(run.data.metrics) if run else {}
+            tags = {**(dict(run.data.tags) if run else {}), **(version.tags or {})}
+            out.append(
+                VersionInfo(
+                    name=version.name,
+                    version=str(version.version),
+                    aliases=tuple(sorted(aliases[version.name].get(str(version.version), []))),
+                    run_id=str(version.run_id or ""),
+                    created=int(version.creation_timestamp or 0),
+                    metrics={k: v for k, v in metrics.items() if k.startswith("test.")},
+                    data_sha256=tags.get(f"{TAG}data_sha256", ""),
+                    model_version=tags.get(MODEL_VERSION_TAG, ""),
+                )
             )
-        )
     return sorted(out, key=lambda v: (v.name, -int(v.version)))
 
 
-def promote(name: str, version: str, uri: str, alias: str = "champion") -> str | None:
-    """Point ``alias`` at ``version``; return the version it pointed at before, if any."""
+def promote(name: str, version: str, uri: str, alias: str = CHAMPION) -> str | None:
+    """Point ``alias`` at ``version``; return the version it pointed at before, if any.
+
+    Each version that loses ``champion`` is appended to the registered model's
+    ``churnops.champion_history`` tag, which :func:`rollback` walks back.
+    """
     if alias not in ALIASES:
         raise ConfigError(f"alias must be one of {', '.join(ALIASES)}; got {alias!r}")
     mlflow = client(uri)
     _version(mlflow, name, version)  # exists?
     previous = _alias_version(mlflow, name, alias)
-    mlflow.set_registered_model_alias(name, alias, version)
-    if alias == "champion" and previous != version:
-        history = _history(mlflow, name)
-        if previous is not None:
-            history.append(previous)
-        mlflow.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-50:]))
+    with mlflow_errors(f"promoting {name} version {version} to {alias}"):
+        mlflow.set_registered_model_alias(name, alias, version)
+        if alias == CHAMPION and previous is not None and previous != version:
+            history = [*_history(mlflow, name), previous][-HISTORY_LIMIT:]
+            mlflow.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     return previous
 
 
 def rollback(name: str, uri: str) -> tuple[str, str]:
-    """Move ``champion`` back to the version that held it before; return (from, to)."""
+    """Move ``champion`` back to the version that held it before; return (from, to).
+
+    Raises
+    ------
+    ConfigError
+        No champion, or no earlier champion still registered.
+    """
     mlflow = client(uri)
-    current = _alias_version(mlflow, name, "champion")
+    current = _alias_version(mlflow, name, CHAMPION)
     if current is None:
         raise ConfigError(f"model {name!r} has no champion to roll back")
-    history = [v for v in _history(mlflow, name) if v != current]
-    if not history:
-        raise ConfigError(f"model {name!r}: no earlier champion to roll back to")
-    target = history.pop()
-    mlflow.set_registered_model_alias(name, "champion", target)
-    mlflow.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    return current, target
+    history = _history(mlflow, name)
+    with mlflow_errors(f"rolling back {name}"):
+        while history:
+            target = history.pop()
+            if target != current and _version_exists(mlflow, name, target):
+                mlflow.set_registered_model_alias(name, CHAMPION, target)
+                mlflow.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+                return current, target
+    raise ConfigError(
+        f"model {name!r}: no earlier champion to roll back to (champion is version {current})"
+    )
 
 
-def resolve_model(ref: str, uri: str, cache: Path) -> Path:
-    """Return a local artifact directory for ``ref`` (``models:/NAME@ALIAS`` or ``/VERSION``).
+def resolve_model(
+    ref: str, tracking_uri: str | None = None, home: str | Path = DEFAULT_HOME
+) -> Path:
+    """Return a verified local artifact directory for ``ref``.
 
-    The directory is downloaded once into ``cache/NAME/VERSION``; callers verify it with
-    :func:`churnops.artifact.load_artifact`.
+    ``ref`` is a local directory (returned as is) or ``models:/NAME@ALIAS`` /
+    ``models:/NAME/VERSION``, resolved through the MLflow registry at ``tracking_uri`` (default:
+    ``MLFLOW_TRACKING_URI``, else the SQLite store in ``home``). The version's artifact is
+    downloaded once to ``home/cache/NAME/VERSION`` and reused from there; it must be the model
+    the registry records (its ``churnops.model_version`` tag) and pass
+    :func:`churnops.artifact.load_artifact`, which callers run again when they load it.
+
+    Raises
+    ------
+    ConfigError
+        A malformed reference or unusable tracking URI.
+    ArtifactError
+        No such model, alias or version, or the version holds no churnops model.
+    IntegrityError
+        A downloaded or cached file differs from the manifest; the message names it.
     """
-    match = _REF.match(ref)
-    if match is None:
-        raise ConfigError(f"{ref!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    name = match["name"]
+    if not is_registry_ref(ref):
+        return Path(ref)
+    parsed = parse_ref(ref)
+    uri = resolve_tracking_uri(tracking_uri, home)
+    check_tracking(uri)
     mlflow = client(uri)
-    if match["alias"]:
-        version = _alias_version(mlflow, name, match["alias"])
-        if version is None:
-            raise ArtifactError(f"{ref}: model {name!r} has no alias {match['alias']!r} in {uri}")
-    else:
-        version = match["version"]
-    info = _version(mlflow, name, version)
-    target = cache / name / version
-    if not (target / "manifest.json").is_file():
-        import mlflow.artifacts
-
-        staging = cache / name / f".{version}.download"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=info.source, dst_path=str(staging), tracking_uri=uri
-            )
+    version = _ref_version(mlflow, parsed, ref)
+    info = _version(mlflow, parsed.name, version)
+    expected = _recorded_model_version(mlflow, info)
+    target = Path(home) / "cache" / parsed.name / version
+    if not (target / MANIFEST).is_file():
+        with mlflow_errors(f"downloading {parsed.name} version {version}"):
+            source = mlflow.get_model_version_download_uri(parsed.name, version)
+            _download(source, uri, target)
+    cached = load_artifact(target)
+    if cached.version != expected:
+        raise IntegrityError(
+            f"{target}: holds model {cached.version}, but {parsed.name} version {version} is "
+            f"{expected} in {uri}; remove {target} to download it again"
         )
-        shutil.rmtree(target, ignore_errors=True)
-        local.rename(target)
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 def run_of(ref: str, uri: str) -> str:
-    """The run id behind ``ref``: a run id itself, or ``models:/NAME/VERSION`` / ``@ALIAS``."""
-    match = _REF.match(ref)
-    if match is None:
-        return ref
+    """The run id of ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``."""
+    parsed = parse_ref(ref)
     mlflow = client(uri)
-    version = match["version"] or _alias_version(mlflow, match["name"], match["alias"])
+    return str(_version(mlflow, parsed.name, _ref_version(mlflow, parsed, ref)).run_id)
+
+
+def _ref_version(mlflow: Any, parsed: ModelRef, ref: str) -> str:
+    if parsed.alias is None:
+        return str(parsed.version)
+    version = _alias_version(mlflow, parsed.name, parsed.alias)
     if version is None:
-        raise ArtifactError(f"{ref}: no such alias")
-    return str(_version(mlflow, match["name"], version).run_id)
+        raise ArtifactError(f"{ref}: model {parsed.name!r} has no alias {parsed.alias!r}")
+    return version
+
+
+def _download(source: str, uri: str, target: Path) -> None:
+    """Download ``source`` into ``target`` through a staging directory swapped in at the end."""
+    import mlflow.artifacts
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(staging), tracking_uri=uri
+            )
+        )
+        if not (local / MANIFEST).is_file():
+            raise ArtifactError(f"{source}: holds no churnops model ({MANIFEST} missing)")
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete earlier download
+        try:
+            local.rename(target)
+        except OSError:
+            if not (target / MANIFEST).is_file():  # not a concurrent download of the same
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recorded_model_version(mlflow: Any, info: Any) -> str:
+    tags = dict(info.tags or {})
+    if MODEL_VERSION_TAG not in tags and info.run_id:
+        with mlflow_errors(f"reading run {info.run_id}"):
+            tags.update(mlflow.get_run(info.run_id).data.tags)
+    if MODEL_VERSION_TAG not in tags:
+        raise ArtifactError(
+            f"{info.name} version {info.version} is not a churnops model "
+            f"(no {MODEL_VERSION_TAG} tag on the version or its run)"
+        )
+    return str(tags[MODEL_VERSION_TAG])
+
+
+def _run(mlflow: Any, run_id: str, uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"run {run_id!r} not found in {uri}") from None
+
+
+def _exists(mlflow: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
 
 
 def _version(mlflow: Any, name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
+    if not _exists(mlflow, name):
+        raise ArtifactError(f"no registered model named {name!r}")
     try:
         return mlflow.get_model_version(name, version)
     except MlflowException:
         raise ArtifactError(f"model {name!r} has no version {version}") from None
 
 
+def _version_exists(mlflow: Any, name: str, version: str) -> bool:
+    try:
+        _version(mlflow, name, version)
+    except ArtifactError:
+        return False
+    return True
+
+
 def _alias_version(mlflow: Any, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
-    try:
-        mlflow.get_registered_model(name)
-    except MlflowException:
-        raise ArtifactError(f"no registered model named {name!r}") from None
+    if not _exists(mlflow, name):
+        raise ArtifactError(f"no registered model named {name!r}")
     try:
         return str(mlflow.get_model_version_by_alias(name, alias).version)
     except MlflowException:

@@ -1,21 +1,39 @@
-"""Training runs in MLflow: parameters, held-out metrics, lineage tags and the artifact itself."""
+"""Training runs in MLflow: parameters, held-out metrics, lineage tags and the artifact itself.
+
+The run is written after training with :class:`mlflow.MlflowClient`, never through an active
+(fluent) run: FLAML changes how it fits when an MLflow run is active, so training never sees one.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from churnops.artifact import ModelArtifact
-from churnops.errors import ConfigError
+from churnops.errors import ChurnopsError, ConfigError
 
 EXPERIMENT = "churnops"
 ARTIFACT_PATH = "model"  # where a run keeps its churnops artifact directory
+REPORT_FILE = "report.md"
+HISTORY_FILE = "search_history.jsonl"
 TAG = "churnops."
+MODEL_VERSION_TAG = f"{TAG}model_version"
+DEFAULT_HOME = Path(".churnops")
+CHECK_TIMEOUT = 3.0  # seconds to wait for a tracking server before giving up
+_DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+class TrackingError(ChurnopsError):
+    """The MLflow tracking store or model registry refused or failed a request."""
 
 
 def default_tracking_uri(home: Path) -> str:
@@ -23,112 +41,217 @@ def default_tracking_uri(home: Path) -> str:
     return f"sqlite:///{(home / 'mlflow.db').resolve()}"
 
 
-def resolve_tracking_uri(explicit: str | None, home: Path) -> str:
+def resolve_tracking_uri(explicit: str | None, home: str | Path = DEFAULT_HOME) -> str:
     """``explicit``, else ``MLFLOW_TRACKING_URI``, else :func:`default_tracking_uri`."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(home)
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(Path(home))
 
 
-def check_tracking(uri: str, timeout: float = 3.0) -> None:
+def artifact_root(uri: str, home: str | Path = DEFAULT_HOME) -> str | None:
+    """Where runs of a new experiment keep their artifacts, or None to let the server decide.
+
+    A SQLite store keeps them in ``mlartifacts`` beside the database file (so the default store
+    keeps everything in ``.churnops/``); other database stores in ``HOME/mlartifacts``; a
+    tracking server and a file store choose for themselves. Never the working directory's
+    ``./mlruns``, MLflow's own default for database stores.
+    """
+    scheme = _scheme(uri)
+    if scheme == "sqlite":
+        return (_sqlite_path(uri).parent / "mlartifacts").resolve().as_uri()
+    if scheme in _DATABASE_PORTS:
+        return (Path(home) / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def check_tracking(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
     """Fail fast, with one line, when ``uri`` cannot be used as an MLflow tracking store.
+
+    Nothing here waits longer than ``timeout`` seconds for a server; a SQLite store is opened
+    (and created when new). MLflow's own HTTP client retries for minutes by default, so its
+    retries and timeout are shortened here unless set in the environment.
 
     Raises
     ------
     ConfigError
-        Unknown scheme, unwritable SQLite location, or a server that does not answer its health
-        check within ``timeout`` seconds.
+        A malformed or unsupported URI, an unusable SQLite location, a server or database that
+        does not answer within ``timeout``.
     """
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
+    scheme = _scheme(uri)
     if scheme == "sqlite":
-        path = Path(uri.split(":///", 1)[-1]) if ":///" in uri else None
-        if path is None or not str(path):
-            raise ConfigError(f"tracking URI {uri!r}: expected sqlite:///PATH")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"tracking URI {uri!r}: cannot create {path.parent} ({exc.strerror})"
-            ) from exc
-        if not os.access(path.parent, os.W_OK):
-            raise ConfigError(f"tracking URI {uri!r}: {path.parent} is not writable")
-        return
-    if scheme in ("http", "https"):
-        # MLflow's client retries for minutes by default; keep its calls short too.
+        _check_sqlite(uri)
+    elif scheme in ("http", "https"):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-        health = uri.rstrip("/") + "/health"
+        _check_server(uri, timeout)
+    elif scheme in _DATABASE_PORTS:
+        _check_database(uri, scheme, timeout)
+    elif scheme == "file":
+        path = Path(urlparse(uri).path)
         try:
-            with urllib.request.urlopen(health, timeout=timeout) as response:  # noqa: S310  http(s) only
-                if response.status != 200:
-                    raise ConfigError(f"MLflow server {uri} answered {response.status} on /health")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
             raise ConfigError(
-                f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix "
-                "--tracking-uri / MLFLOW_TRACKING_URI, or train with --no-tracking"
+                f"tracking URI {uri!r}: cannot create {path} ({exc.strerror})"
             ) from None
-        return
-    if scheme in ("file", "databricks", "postgresql", "mysql", "mssql"):
-        return
-    raise ConfigError(
-        f"tracking URI {uri!r} is not usable: expected sqlite:///PATH, http(s)://HOST[:PORT], "
-        "file:/PATH or a database URI"
-    )
+    elif scheme != "databricks":
+        raise ConfigError(
+            f"tracking URI {uri!r} is not usable: expected sqlite:///PATH, http(s)://HOST[:PORT], "
+            "file:///PATH or a database URI (postgresql://, mysql://, mssql://)"
+        )
+
+
+def _scheme(uri: str) -> str:
+    return urlparse(uri).scheme.lower().split("+", 1)[0]
+
+
+def _sqlite_path(uri: str) -> Path:
+    if not uri.lower().startswith("sqlite:///") or len(uri) <= len("sqlite:///"):
+        raise ConfigError(
+            f"tracking URI {uri!r}: expected sqlite:///PATH (absolute: sqlite:////PATH)"
+        )
+    return Path(uri[len("sqlite:///") :])
+
+
+def _check_sqlite(uri: str) -> None:
+    path = _sqlite_path(uri)
+    if path.is_dir():
+        raise ConfigError(f"tracking URI {uri!r}: {path} is a directory, not a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"tracking URI {uri!r}: cannot create {path.parent} ({exc.strerror})"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"tracking URI {uri!r}: {path.parent} is not writable")
+    try:
+        client(uri).search_experiments(max_results=1)  # creates or migrates the tables
+    except Exception as exc:  # any failure to open the store is the same error for the user
+        raise ConfigError(f"tracking store {uri} cannot be opened: {_first_line(exc)}") from None
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    if not urlparse(uri).hostname:
+        raise ConfigError(f"tracking URI {uri!r}: expected http(s)://HOST[:PORT]")
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):  # noqa: S310  http(s) only
+            return
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(
+            f"{uri} does not look like an MLflow tracking server (/health answered HTTP "
+            f"{exc.code}); fix --tracking-uri / MLFLOW_TRACKING_URI, or train with --no-tracking"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix "
+            "--tracking-uri / MLFLOW_TRACKING_URI, or train with --no-tracking"
+        ) from None
+
+
+def _check_database(uri: str, scheme: str, timeout: float) -> None:
+    parsed = urlparse(uri)
+    try:
+        host, port = parsed.hostname, parsed.port or _DATABASE_PORTS[scheme]
+    except ValueError as exc:  # a port that is not a number
+        raise ConfigError(f"tracking URI {uri!r}: {exc}") from None
+    if not host:
+        raise ConfigError(f"tracking URI {uri!r}: no database host")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"tracking database {host}:{port} is unreachable ({exc.strerror or exc}); "
+            "fix --tracking-uri / MLFLOW_TRACKING_URI, or train with --no-tracking"
+        ) from None
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's and its database migrations' INFO lines out of the command's output."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def client(uri: str) -> Any:
     """An MLflow client on ``uri`` (MLflow is imported only when tracking is used)."""
-    from mlflow.tracking import MlflowClient
+    from mlflow import MlflowClient
 
+    quiet_mlflow()  # after the import: importing MLflow sets its logger to INFO
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_id(mlflow: Any, home: Path, name: str = EXPERIMENT) -> str:
-    """The id of experiment ``name``, created with its artifacts under ``home`` if new."""
+@contextmanager
+def mlflow_errors(what: str) -> Iterator[None]:
+    """Report MLflow's exceptions as one-line :class:`TrackingError` naming ``what`` failed."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise TrackingError(f"{what}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(message).strip().splitlines()[0]
+
+
+def experiment_id(mlflow: Any, uri: str, home: str | Path, name: str = EXPERIMENT) -> str:
+    """The id of experiment ``name``, created with an explicit artifact location if new."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    location = (home / "mlartifacts").resolve().as_uri()
-    return str(mlflow.create_experiment(name, artifact_location=location))
+    return str(mlflow.create_experiment(name, artifact_location=artifact_root(uri, home)))
 
 
 def log_training(
-    artifact: ModelArtifact, uri: str, home: Path, experiment: str = EXPERIMENT
+    artifact: ModelArtifact, uri: str, home: str | Path = DEFAULT_HOME, experiment: str = EXPERIMENT
 ) -> str:
-    """Record a trained artifact as an MLflow run; return the run id."""
+    """Record a trained artifact as a finished MLflow run; return the run id.
+
+    Parameters are the AutoML settings, threshold policy, data spec and chosen configuration;
+    metrics the held-out ones and each search trial's validation loss (step: trial number);
+    tags the data fingerprint, code commit, library versions and the artifact's version. The
+    whole verified directory is logged under ``model/``, its report also at the top. The
+    artifact itself is not changed.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     mlflow = client(uri)
     manifest = artifact.manifest
-    run = mlflow.create_run(
-        experiment_id(mlflow, home, experiment),
-        run_name=f"{artifact.name}-{artifact.version}",
-    )
-    run_id = str(run.info.run_id)
-    try:
-        now = int(run.info.start_time)
-        params = [Param(k, _text(v)) for k, v in _params(manifest).items()]
-        metrics = [Metric(k, float(v), now, 0) for k, v in _metrics(manifest).items()]
-        for trial in _history(artifact):
-            if trial.get("validation_loss") is not None:
-                step = int(trial.get("record_id") or 0)
-                metrics.append(
-                    Metric("search.validation_loss", float(trial["validation_loss"]), now, step)
-                )
-        tags = [RunTag(k, _text(v)) for k, v in _tags(manifest).items()]
-        for start in range(0, len(metrics), 900):  # MLflow's batch limit is 1000 entries
-            mlflow.log_batch(run_id, metrics=metrics[start : start + 900])
-        mlflow.log_batch(run_id, params=params, tags=tags)
-        mlflow.log_artifacts(run_id, str(artifact.path), ARTIFACT_PATH)
-        mlflow.log_artifact(run_id, str(artifact.path / "report.md"))
+    with mlflow_errors(f"recording the run in {uri}"):
+        run = mlflow.create_run(
+            experiment_id(mlflow, uri, home, experiment),
+            run_name=f"{artifact.name}-{artifact.version}",
+        )
+        run_id = str(run.info.run_id)
+        try:
+            now = int(run.info.start_time)
+            params = [Param(k, _text(v)) for k, v in run_params(manifest).items()]
+            metrics = [Metric(k, float(v), now, 0) for k, v in run_metrics(manifest).items()]
+            for trial in search_history(artifact):
+                if trial.get("validation_loss") is not None:
+                    step = int(trial.get("record_id") or 0)
+                    loss = float(trial["validation_loss"])
+                    metrics.append(Metric("search.validation_loss", loss, now, step))
+            tags = [RunTag(k, _text(v)) for k, v in run_tags(manifest).items()]
+            # MLflow accepts at most 1000 metrics and 100 params or tags per batch.
+            for start in range(0, len(metrics), 1000):
+                mlflow.log_batch(run_id, metrics=metrics[start : start + 1000])
+            for start in range(0, max(len(params), len(tags)), 100):
+                chunk_params, chunk_tags = params[start : start + 100], tags[start : start + 100]
+                mlflow.log_batch(run_id, params=chunk_params, tags=chunk_tags)
+            mlflow.log_artifacts(run_id, str(artifact.path), ARTIFACT_PATH)
+            mlflow.log_artifact(run_id, str(artifact.path / REPORT_FILE))
+        except BaseException:
+            mlflow.set_terminated(run_id, "FAILED")
+            raise
         mlflow.set_terminated(run_id, "FINISHED")
-    except Exception:
-        mlflow.set_terminated(run_id, "FAILED")
-        raise
     return run_id
 
 
-def _params(manifest: dict[str, Any]) -> dict[str, Any]:
+def run_params(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Flat MLflow parameters of a manifest: ``automl.*``, ``threshold.*``, ``data.*``..."""
     settings = manifest.get("settings", {})
     schema = manifest.get("schema", {})
     automl = manifest.get("automl", {})
@@ -143,24 +266,30 @@ def _params(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _metrics(manifest: dict[str, Any]) -> dict[str, float]:
+def run_metrics(manifest: dict[str, Any]) -> dict[str, float]:
+    """MLflow metrics of a manifest: ``test.*`` (held-out), ``search.*`` and ``threshold``."""
     test = manifest.get("metrics", {}).get("test", {})
-    out = {f"test.{k}": v for k, v in test.items() if isinstance(v, int | float) and v is not None}
-    out.update({f"test.{k}": v for k, v in test.get("confusion_matrix", {}).items()})
+    out: dict[str, float] = {
+        f"test.{k}": float(v)
+        for k, v in test.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    out.update({f"test.{k}": float(v) for k, v in test.get("confusion_matrix", {}).items()})
     automl = manifest.get("automl", {})
-    for key in ("best_loss", "fit_seconds", "trials"):
+    for key in ("best_loss", "fit_seconds", "trials", "time_to_find_best_seconds"):
         if isinstance(automl.get(key), int | float):
-            out[f"search.{key}"] = automl[key]
-    out["threshold"] = manifest.get("threshold", {}).get("value", 0.5)
+            out[f"search.{key}"] = float(automl[key])
+    out["threshold"] = float(manifest.get("threshold", {}).get("value", 0.5))
     return out
 
 
-def _tags(manifest: dict[str, Any]) -> dict[str, Any]:
+def run_tags(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Lineage tags of a manifest: data fingerprint and source, code commit, library versions."""
     data = manifest.get("data", {})
     git = manifest.get("git") or {}
     out = {
         f"{TAG}model_name": manifest.get("name"),
-        f"{TAG}model_version": manifest.get("version"),
+        MODEL_VERSION_TAG: manifest.get("version"),
         f"{TAG}data_sha256": data.get("sha256"),
         f"{TAG}data_rows": data.get("rows"),
         f"{TAG}data_source": data.get("source"),
@@ -168,17 +297,20 @@ def _tags(manifest: dict[str, Any]) -> dict[str, Any]:
         f"{TAG}git_commit": git.get("commit"),
         f"{TAG}git_dirty": git.get("dirty"),
     }
+    if git.get("commit"):
+        out["mlflow.source.git.commit"] = git["commit"]  # shown by the MLflow UI
     out.update({f"{TAG}version.{k}": v for k, v in manifest.get("versions", {}).items()})
     return out
 
 
-def _history(artifact: ModelArtifact) -> list[dict[str, Any]]:
-    name = "search_history.jsonl"
-    if name not in artifact.files:
+def search_history(artifact: ModelArtifact) -> list[dict[str, Any]]:
+    """The artifact's FLAML trials, one dict per trial (verified bytes)."""
+    if HISTORY_FILE not in artifact.files:
         return []
-    return [json.loads(line) for line in artifact.read_bytes(name).decode().splitlines() if line]
+    text = artifact.read_bytes(HISTORY_FILE).decode()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:6000]
+    return text[:6000]  # MLflow's limit on a parameter or tag value
