@@ -28,15 +28,36 @@ class Settings(BaseSettings):
 
     model: str = Field(".churnops/models/demo", description="Model artifact directory.")
     host: str = "0.0.0.0"  # noqa: S104  a container must listen beyond loopback
-    port: int = Field(8080, validation_alias=AliasChoices("CHURN_PORT", "PORT"))
-    workers: int = 1
+    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("CHURN_PORT", "PORT"))
+    workers: int = Field(1, ge=1)
     user: str | None = None
     password: SecretStr | None = None
     user_file: Path | None = None
     password_file: Path | None = None
     no_auth: bool = False
+    # A weak password is refused at start-up unless dev is set (then a loud warning).
+    dev: bool = False
     max_records: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Limits in front of the app (see docs/reliability.md): a connection must finish sending its
+    # request headers within header_timeout seconds of connecting (or of its previous response),
+    # in at most max_header_bytes; a body must arrive within body_timeout seconds; an idle
+    # keep-alive connection is closed after keep_alive_timeout; beyond max_connections open
+    # connections new requests get 503.
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
+    keep_alive_timeout: int = Field(5, ge=1)
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    max_connections: int = Field(4_096, ge=1)
+    # Failed-authentication throttling: after auth_failures wrong attempts from one client
+    # address within auth_window seconds, that address gets 429 until the window has passed.
+    auth_failures: int = Field(5, ge=1)
+    auth_window: int = Field(60, ge=1)
+    # Proxies whose X-Forwarded-For names the client (Cloud Run's front end, a load balancer).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # A registry reference (models:/NAME@ALIAS) is checked for a new version this often;
+    # 0 turns following off (SIGHUP and POST /admin/reload still reload).
+    model_poll_seconds: float = Field(30.0, ge=0)
     log_level: LogLevel = "info"
     home: Path = Path(".churnops")
 
@@ -68,6 +89,32 @@ class Settings(BaseSettings):
                 f"{missing} (or {missing}_FILE) is not set; set both user and password"
             )
         return user, SecretStr(password)
+
+    def password_weakness(self) -> str | None:
+        """Why the configured password is too weak to serve with, or None when it is fine."""
+        credentials = self.credentials()
+        if credentials is None:
+            return None
+        return password_weakness(credentials[1].get_secret_value())
+
+
+MIN_PASSWORD_LENGTH = 12
+
+
+def password_weakness(password: str) -> str | None:
+    """Why ``password`` is too weak for a service on a network, or None.
+
+    At least :data:`MIN_PASSWORD_LENGTH` characters, not blank and not one character repeated:
+    a rule that refuses the obvious mistakes (``a``, a space, ``password``) without pretending to
+    measure entropy.
+    """
+    if not password.strip():
+        return "CHURN_PASSWORD is blank"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"CHURN_PASSWORD has {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
+    if len(set(password)) < 4:
+        return "CHURN_PASSWORD repeats too few distinct characters"
+    return None
 
 
 def _one_of(name: str, value: str | None, file: Path | None) -> str | None:

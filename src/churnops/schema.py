@@ -20,13 +20,27 @@ Kind = Literal["numeric", "categorical"]
 
 # What counts as a number written as text. One definition for training, validation and scoring,
 # so a value accepted in one place is accepted everywhere. Deliberately stricter than float():
-# no "nan", "inf" or digit separators.
-NUMBER_PATTERN = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+# no "nan", "inf" or digit separators. Written so that no two branches can match the same digits:
+# matching takes time linear in the text's length, never quadratic (a backtracking regex engine
+# would otherwise spend minutes on "1" * 60_000 + "x").
+# ASCII digits only (Python's \d also takes other scripts' digits), an exponent of at most two
+# digits (so every number the pattern admits is a finite float64), and blanks are ASCII white
+# space: the same rules can then be stated exactly in the API's JSON Schema and in Arrow's RE2.
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?"
+BLANK_CHARS = " \t\n\r\f\v"
 _NUMBER = re.compile(NUMBER_PATTERN)
+# Longest text read as a number (a float64 has 17 significant digits; this leaves room for
+# zeros, a sign and an exponent) and longest text value any field accepts.
+MAX_NUMBER_CHARS = 100
+MAX_TEXT_CHARS = 1_000
 
 
 class NotANumberError(ValueError):
     """A value offered for a numeric column is not a number."""
+
+
+class TextTooLongError(TypeError):
+    """A value offered for a categorical column is longer than :data:`MAX_TEXT_CHARS`."""
 
 
 def parse_number(value: object) -> float:
@@ -47,13 +61,33 @@ def parse_number(value: object) -> float:
             raise NotANumberError("expected a finite number")
         return number
     if isinstance(value, str):
-        text = value.strip()
+        if len(value) > MAX_NUMBER_CHARS:
+            raise NotANumberError(
+                f"expected a number, got text of {len(value)} characters "
+                f"(at most {MAX_NUMBER_CHARS})"
+            )
+        text = value.strip(BLANK_CHARS)
         if not text:
             return math.nan
         if _NUMBER.fullmatch(text):
-            return float(text)
-        raise NotANumberError(f"expected a number, got {_quote(value)}")
+            return float(text)  # finite: the pattern bounds the exponent
+        raise NotANumberError(_why_not_a_number(text, value))
     raise NotANumberError(f"expected a number, got {type(value).__name__}")
+
+
+def _why_not_a_number(text: str, value: str) -> str:
+    try:
+        number = float(text)  # at most MAX_NUMBER_CHARS: cheap
+    except ValueError:
+        return f"expected a number, got {quote_value(value)}"
+    if math.isnan(number) or text.lstrip("+-").isalpha():  # "nan", "inf", "Infinity"
+        return f"expected a number, got {quote_value(value)}"
+    if math.isinf(number):  # "1e309"
+        return f"expected a finite number, got {quote_value(value)}"
+    return (
+        f"expected a plain decimal number (digits, '.', an exponent of at most two digits), "
+        f"got {quote_value(value)}"
+    )
 
 
 def as_category(value: object) -> str | None:
@@ -65,7 +99,11 @@ def as_category(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value if value.strip() else None
+        if len(value) > MAX_TEXT_CHARS:
+            raise TextTooLongError(
+                f"text of {len(value)} characters is too long (at most {MAX_TEXT_CHARS})"
+            )
+        return value if value.strip(BLANK_CHARS) else None
     if isinstance(value, float):
         if math.isnan(value):
             return None
@@ -75,7 +113,8 @@ def as_category(value: object) -> str | None:
     raise TypeError(f"expected text, got {type(value).__name__}")
 
 
-def _quote(value: str, limit: int = 40) -> str:
+def quote_value(value: str, limit: int = 40) -> str:
+    """``repr`` of a value for a message, cut to ``limit`` characters."""
     shown = value if len(value) <= limit else value[:limit] + "…"
     return repr(shown)
 

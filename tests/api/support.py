@@ -8,7 +8,7 @@ from pathlib import Path
 from churnops.config import Settings
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
-AUTH = ("analyst", "s3cret-pass")
+AUTH = ("analyst", "s3cret-pass-2026")
 
 
 def payload(name: str) -> list[dict]:
@@ -16,5 +16,12 @@ def payload(name: str) -> list[dict]:
 
 
 def make_settings(model: Path, **overrides) -> Settings:
-    values = {"model": str(model), "user": AUTH[0], "password": AUTH[1], **overrides}
+    # Many tests share one client address; throttling has tests of its own.
+    values = {
+        "model": str(model),
+        "user": AUTH[0],
+        "password": AUTH[1],
+        "auth_failures": 10_000,
+        **overrides,
+    }
     return Settings(**values)

@@ -162,10 +162,21 @@ def test_health_metadata_and_metrics(client, synthetic_model):
     assert f'version="{synthetic_model[1].version}"' in metrics
 
 
-def test_openapi_documents_the_chapter_example(client):
+def test_openapi_request_schema_is_the_served_models(client, synthetic_model):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["example"] == payload("chapter_request.json")
+    record = body["schema"]["items"]
+    schema = synthetic_model[1].schema
+    assert set(record["required"]) == set(schema.feature_names)
+    assert set(record["properties"]) == set(schema.feature_names)
+    assert body["schema"]["maxItems"] == 50
+    contract = record["properties"]["Contract"]
+    assert set(contract["examples"]) <= set(schema.feature("Contract").categories)
+    # The generated example is a valid request.
+    response = client.post("/predict", json=body["example"], auth=AUTH)
+    assert response.status_code == 200, response.text
+    result = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert "prediction" in result["schema"]["additionalProperties"]["properties"]
 
 
 def test_no_500_for_odd_bodies(client):
@@ -311,10 +322,10 @@ def test_malformed_authorization_is_a_401(client, authorization):
 
 
 def test_non_ascii_credentials(synthetic_model):
-    settings = make_settings(synthetic_model[1].path, user="zoë", password="pässwörd ✓")
+    settings = make_settings(synthetic_model[1].path, user="zoë", password="pässwörd ✓ ünïcode")
     with TestClient(create_app(settings)) as c:
         body = payload("chapter_request.json")
-        assert c.post("/predict", json=body, auth=("zoë", "pässwörd ✓")).status_code == 200
+        assert c.post("/predict", json=body, auth=("zoë", "pässwörd ✓ ünïcode")).status_code == 200
         assert c.post("/predict", json=body, auth=("zoë", "passwörd ✓")).status_code == 401
 
 

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,67 +15,8 @@ import pytest
 from churnops.artifact import load_artifact
 from churnops.inference import load_scorer
 
+from .servers import CHURNOPS, _env, serving
 from .support import AUTH, payload
-
-CHURNOPS = str(Path(sys.executable).parent / "churnops")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_") and k != "PORT"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Server:
-    """A running `churnops serve`: its base URL and everything it printed so far."""
-
-    base: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
-
-
-@contextmanager
-def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[Server]:
-    """Start `churnops serve ARGS --port FREE`, wait until ready, stop it with SIGTERM after."""
-    port = _free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [CHURNOPS, "serve", *args, "--port", str(port)],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", log, process)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, server.output()
-            try:
-                if httpx.get(f"{server.base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    assert process.returncode == 0, server.output()
 
 
 @pytest.mark.slow
@@ -230,8 +165,11 @@ def test_refuses_a_tampered_artifact_naming_the_file(synthetic_model, tmp_path):
     (copy / "serving" / "layout.json").write_text("{}")
     result = subprocess.run(
         [CHURNOPS, "serve", "--model", str(copy)],
-        env=_env(CHURN_USER="a", CHURN_PASSWORD="b"), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=_env(CHURN_USER=AUTH[0], CHURN_PASSWORD=AUTH[1]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "layout.json" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -244,7 +182,7 @@ import json, sys
 from fastapi.testclient import TestClient
 from churnops.api import create_app
 from churnops.config import Settings
-settings = Settings(model={str(synthetic_model[1].path)!r}, user="u", password="p")
+settings = Settings(model={str(synthetic_model[1].path)!r}, user="u", password="p", dev=True)
 with TestClient(create_app(settings)) as client:
     body = {json.dumps(payload("chapter_request.json"))}
     response = client.post("/predict", json=body, auth=("u", "p"))

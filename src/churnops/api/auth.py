@@ -4,15 +4,46 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.exceptions import HTTPException
 from fastapi.security import HTTPBasic
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 
+from churnops.api.observability import THROTTLED
+
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="churnops"'}
+
+
+class FailedAuthThrottle:
+    """Counts failed authentications per client address in a moving window (``limits``).
+
+    After ``failures`` failures within ``window`` seconds, every request from that address is
+    answered 429 until the oldest failure leaves the window, whatever credentials it carries:
+    otherwise the answer would still tell a guesser which password is right.
+    """
+
+    def __init__(self, failures: int, window: int) -> None:
+        self._item = RateLimitItemPerSecond(failures, window)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it is not blocked."""
+        if self._limiter.test(self._item, client):
+            return None
+        reset = self._limiter.get_window_stats(self._item, client).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
+    def failed(self, client: str) -> None:
+        """Record one failed attempt from ``client``."""
+        self._limiter.hit(self._item, client)
 
 
 class BasicAuth(HTTPBasic):
@@ -21,19 +52,30 @@ class BasicAuth(HTTPBasic):
     Being an ``HTTPBasic`` security scheme puts it in the OpenAPI document, so the docs page
     offers a login. The comparison is churnops' own: on bytes, so any UTF-8 password works,
     and in constant time for user and password both, always, so timing reveals neither which
-    part was wrong nor how much of it matched.
+    part was wrong nor how much of it matched. Failures are throttled per client address.
     """
 
-    def __init__(self, user: str, password: SecretStr) -> None:
+    def __init__(self, user: str, password: SecretStr, throttle: FailedAuthThrottle) -> None:
         super().__init__(scheme_name="HTTPBasic", realm="churnops", auto_error=True)
         self._user = user.encode()
         self._password = password.get_secret_value().encode()
+        self._throttle = throttle
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        client = request.client.host if request.client else "unknown"
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            THROTTLED.inc()
+            raise HTTPException(
+                429,
+                f"too many failed logins from this address; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         given_user, given_password = parse_basic(request.headers.get("authorization"))
         user_ok = secrets.compare_digest(given_user, self._user)
         password_ok = secrets.compare_digest(given_password, self._password)
         if not (user_ok and password_ok):
+            self._throttle.failed(client)
             raise HTTPException(401, "missing or wrong credentials", headers=CHALLENGE)
 
 
@@ -41,11 +83,13 @@ async def no_authentication() -> None:
     """The dependency used when the server runs without authentication."""
 
 
-def authenticator(credentials: tuple[str, SecretStr] | None) -> Callable[..., Awaitable[None]]:
+def authenticator(
+    credentials: tuple[str, SecretStr] | None, throttle: FailedAuthThrottle
+) -> Callable[..., Awaitable[None]]:
     """The authentication dependency for ``credentials``, or none when they are ``None``."""
     if credentials is None:
         return no_authentication
-    return BasicAuth(*credentials)
+    return BasicAuth(*credentials, throttle)
 
 
 def parse_basic(header: str | None) -> tuple[bytes, bytes]:

@@ -11,6 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from churnops.api.body import (
+    BadRequestError,
+    ClientGoneError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
 from churnops.errors import (
     ArtifactError,
     ChurnopsError,
@@ -23,13 +29,14 @@ from churnops.errors import (
 log = logging.getLogger("churnops.api")
 
 
-class BadRequestError(ChurnopsError):
-    """The request body cannot be read as the API expects (not JSON, not an array…)."""
-
-
 STATUS: list[tuple[type[ChurnopsError], int]] = [
     (RecordError, 422),
     (BadRequestError, 400),
+    (UnsupportedMediaTypeError, 415),
+    (RequestTimeoutError, 408),
+    # nginx's "client closed request": the client is gone, so nobody reads it; it keeps the
+    # event out of the 5xx counts and error logs, where a server fault would be.
+    (ClientGoneError, 499),
     (LimitError, 413),
     (ArtifactError, 503),
     (DataError, 422),

@@ -29,7 +29,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ROUTES = ("/predict", "/metadata", "/metrics", "/health/live", "/health/ready", "/docs",
-          "/openapi.json")  # fmt: skip
+          "/openapi.json", "/admin/reload")  # fmt: skip
 
 REQUESTS = Counter("churnops_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -44,6 +44,12 @@ RECORDS = Histogram(
     buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000),
 )
 PREDICTIONS = Counter("churnops_predictions_total", "Predictions by class", ["label"])
+THROTTLED = Counter(
+    "churnops_auth_throttled_total", "Requests refused (429) after repeated failed logins"
+)
+MODEL_RELOADS = Counter(
+    "churnops_model_reloads_total", "Attempts to load a new model while serving", ["outcome"]
+)
 MODEL_INFO = Gauge(
     "churnops_model_info",
     "The model being served (value 1)",
@@ -57,7 +63,8 @@ access_log = logging.getLogger("churnops.access")
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line: time, level, logger, message and any extra fields."""
 
-    FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "client")
+    FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "client",
+              "model_version")  # fmt: skip
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -169,8 +176,15 @@ class ObservabilityMiddleware:
                     "status": status,
                     "latency_ms": round(seconds * 1000, 3),
                     "records": state.get("records"),
+                    "client": _client(scope),
+                    "model_version": state.get("model_version"),
                 },
             )
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

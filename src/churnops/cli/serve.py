@@ -7,11 +7,15 @@ import secrets
 import signal
 import tempfile
 from contextlib import ExitStack
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from churnops.cli.app import app, console, err_console, fail, user_errors
+from churnops.cli.app import app, console, err_console, fail, model_path, user_errors
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def say(text: str, err: bool = False) -> None:
@@ -44,22 +48,31 @@ def serve(
             help="When CHURN_USER/CHURN_PASSWORD are unset, make a strong password and print it.",
         ),
     ] = False,
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Development: accept a weak password, with a loud warning."),
+    ] = False,
 ) -> None:
     """Serve a model over HTTP: POST /predict behind HTTP Basic auth."""
     import uvicorn
 
     from churnops.api.observability import configure_logging
+    from churnops.api.server import uvicorn_options
     from churnops.config import read_settings
+    from churnops.registry.models import is_registry_ref
 
     with user_errors():
         # Everything is checked here, before uvicorn starts, so a bad start is one clear line.
-        from churnops.cli.app import model_path
-
         overrides: dict[str, str] = {}
         reference = model or os.environ.get("CHURN_MODEL")
+        local = None
         if reference is not None:
-            # A registry reference is resolved once, here; the workers load the local copy.
-            overrides["CHURN_MODEL"] = str(model_path(reference))
+            # Resolved here once so a bad reference is one line before uvicorn starts; the
+            # workers get the reference itself and follow it (a registry alias moves).
+            local = model_path(reference)
+            overrides["CHURN_MODEL"] = reference
+        if dev:
+            overrides["CHURN_DEV"] = "true"
         if port is not None:
             overrides["CHURN_PORT"] = str(port)
         if workers is not None:
@@ -84,11 +97,16 @@ def serve(
                 "no credentials: set CHURN_USER and CHURN_PASSWORD (or CHURN_USER_FILE and "
                 "CHURN_PASSWORD_FILE), or pass --generate-credentials, or --no-auth"
             )
-        from churnops.artifact import load_artifact
-        from churnops.inference import load_scorer
+        weakness = settings.password_weakness()
+        if weakness is not None and not settings.dev:
+            fail(
+                f"{weakness}: choose a stronger password (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(18))'), or start with --dev"
+            )
+        from churnops.api.app import ModelLocation, load_served_model
 
-        artifact = load_artifact(settings.model)
-        scorer = load_scorer(artifact)
+        served = load_served_model(ModelLocation(local or Path(settings.model)))
+        artifact, scorer = served.artifact, served.scorer
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     path = "fast data-only path" if scorer.fast else "pipeline fallback"
     say(f"model: {artifact.name} {artifact.version} — {scorer.runtime} ({path})")
@@ -113,6 +131,10 @@ def serve(
         say("credentials: from the environment (CHURN_USER / CHURN_PASSWORD or *_FILE)")
     else:
         say("[bold red]WARNING: authentication is OFF[/]", err=True)
+    if weakness is not None:
+        say(f"[bold red]WARNING: weak password accepted because of --dev: {weakness}[/]", err=True)
+    if is_registry_ref(settings.model) and settings.model_poll_seconds > 0:
+        say(f"following {settings.model}: checked every {settings.model_poll_seconds:g} s")
     with ExitStack() as cleanup:
         if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # One /metrics view over all workers: each writes its samples to files here and
@@ -127,8 +149,9 @@ def serve(
         # was installed before it: a no-op one makes the normal stop (Cloud Run, podman stop)
         # exit 0.
         signal.signal(signal.SIGTERM, lambda *_: None)
+        raise_file_limit(settings.max_connections)
         uvicorn.run(
-            "churnops.api.app:app_from_environment",  # an import string, so workers can import it
+            "churnops.cli.serve:serving_app",  # an import string, so workers can import it
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -137,4 +160,41 @@ def serve(
             log_config=None,  # and uvicorn's lines go to the same JSON stream
             log_level=settings.log_level,
             timeout_graceful_shutdown=20,
+            **uvicorn_options(settings),
+        )
+
+
+def serving_app() -> FastAPI:
+    """uvicorn's factory (in every worker): the app, following a registry reference if given."""
+    from churnops.api.app import ModelLocation, app_from_environment
+    from churnops.config import get_settings
+    from churnops.registry.models import is_registry_ref
+
+    settings = get_settings()
+    if not is_registry_ref(settings.model):
+        return app_from_environment()
+    reference = settings.model
+
+    def locate() -> ModelLocation:
+        # models:/NAME@ALIAS → the verified copy of the version it names now,
+        # HOME/cache/NAME/VERSION (see churnops.registry.models.resolve_model).
+        path = model_path(reference)
+        return ModelLocation(path, f"models:/{path.parent.name}/{path.name}")
+
+    return app_from_environment(locate)
+
+
+def raise_file_limit(connections: int) -> None:
+    """Let the process hold ``connections`` sockets: raise the soft open-file limit to the hard."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard == resource.RLIM_INFINITY else max(soft, hard)
+    if wanted != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted != resource.RLIM_INFINITY and wanted < connections + 64:
+        say(
+            f"[yellow]note:[/] open-file limit {wanted} is below CHURN_MAX_CONNECTIONS "
+            f"({connections}); connections beyond it will be refused by the system",
+            err=True,
         )

@@ -7,7 +7,17 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from churnops.schema import NUMBER_PATTERN, Feature, Kind, as_category, parse_number
+from churnops.errors import DataError
+from churnops.schema import (
+    BLANK_CHARS,
+    MAX_NUMBER_CHARS,
+    NUMBER_PATTERN,
+    Feature,
+    Kind,
+    TextTooLongError,
+    as_category,
+    parse_number,
+)
 
 # A text column whose values are all distinct is an identifier, not a feature, once the table
 # has enough rows for that to mean something.
@@ -15,7 +25,7 @@ MIN_ROWS_FOR_ID_DETECTION = 20
 
 
 def _is_blank(series: pd.Series) -> pd.Series:
-    return series.isna() | series.astype(str).str.strip().eq("")
+    return series.isna() | series.astype(str).str.strip(BLANK_CHARS).eq("")
 
 
 def infer_kind(series: pd.Series) -> Kind:
@@ -31,8 +41,9 @@ def infer_kind(series: pd.Series) -> Kind:
     present = series[~_is_blank(series)]
     if present.empty:
         return "numeric"
-    text = present.astype(str).str.strip()
-    return "numeric" if bool(text.str.fullmatch(NUMBER_PATTERN).all()) else "categorical"
+    text = present.astype(str).str.strip(BLANK_CHARS)
+    numbers = text.str.fullmatch(NUMBER_PATTERN) & (text.str.len() <= MAX_NUMBER_CHARS)
+    return "numeric" if bool(numbers.all()) else "categorical"
 
 
 def looks_like_id(series: pd.Series) -> bool:
@@ -76,7 +87,13 @@ def clean_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
             out[name] = pd.Series(to_numeric(out[name]), index=out.index, dtype=np.float64)
         else:
             # object, not pandas' string dtype: scikit-learn's encoder sorts plain str values.
-            out[name] = pd.Series(to_categories(out[name]), index=out.index, dtype=object)
+            try:
+                categories = to_categories(out[name])
+            except TextTooLongError as exc:
+                raise DataError(
+                    f"column {name!r}: {exc}; free text is not a feature: leave the column out"
+                ) from None
+            out[name] = pd.Series(categories, index=out.index, dtype=object)
     return out
 
 

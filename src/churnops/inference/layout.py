@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from churnops.errors import RecordError
-from churnops.schema import NotANumberError, as_category, parse_number
+from churnops.schema import (
+    BLANK_CHARS,
+    NUMBER_PATTERN,
+    NotANumberError,
+    as_category,
+    parse_number,
+    quote_value,
+)
 
 MAX_PROBLEMS = 20
 _ABSENT = object()
@@ -189,10 +196,7 @@ class FeatureLayout:
             return
         position = column.index.get(category)
         if position is None:
-            warnings.setdefault(i, []).append(
-                f"field '{column.name}': category {category!r} was not seen in training; "
-                "scored as none of the known categories"
-            )
+            warnings.setdefault(i, []).append(_unseen(column, category))
             return
         row[offset + position] = 1.0
 
@@ -274,8 +278,13 @@ def _arrow_numbers(values: Any) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    trimmed = pc.utf8_trim_whitespace(strings)
+    trimmed = pc.utf8_trim(strings, characters=BLANK_CHARS)
     blank = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, ""))
+    # Arrow's parser reads more than the rule does ("1e300", "inf"): every non-blank value must
+    # spell a number by the rule (RE2, linear time) or the exact path decides.
+    spelled = pc.match_substring_regex(trimmed, f"^(?:{NUMBER_PATTERN})$")
+    if not pc.all(pc.or_kleene(blank, spelled)).as_py():
+        return None
     try:
         parsed = pc.cast(pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -329,6 +338,14 @@ def _numbers(
             numbers[~blank] = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
             exotic = ~blank
         suspicious = ~blank & (exotic | ~np.isfinite(numbers))
+        # numpy's parser reads more than the rule does ("1_0", other scripts' digits, "1e300"):
+        # any text that does not spell a number by the rule goes to parse_number.
+        is_text = np.fromiter((isinstance(v, str) for v in array), dtype=bool, count=len(array))
+        candidates = np.flatnonzero(~blank & ~exotic & is_text)
+        if len(candidates):
+            text = pd.Series(array[candidates], dtype=object).str.strip(BLANK_CHARS)
+            spelled = text.str.fullmatch(NUMBER_PATTERN).to_numpy(dtype=bool)
+            suspicious[candidates[~spelled]] = True
         kinds = pd.api.types.infer_dtype(array[~blank], skipna=True)
         if kinds not in ("string", "floating", "integer", "mixed-integer-float", "empty"):
             suspicious |= ~blank  # booleans or other objects: let parse_number judge each
@@ -392,8 +409,7 @@ def _category_codes(
                 continue
             for k in where:
                 warnings.setdefault(int(k if rows is None else rows[k]), []).append(
-                    f"field '{column.name}': category {category!r} was not seen in training; "
-                    "scored as none of the known categories"
+                    _unseen(column, category)
                 )
     return codes
 
@@ -407,6 +423,13 @@ def _same(array: np.ndarray, value: object) -> np.ndarray:
 def _is_numeric(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     return dtype is not None and dtype.kind in "iuf"
+
+
+def _unseen(column: CategoricalColumn, category: str) -> str:
+    return (
+        f"field '{column.name}': category {quote_value(category)} was not seen in training; "
+        "scored as none of the known categories"
+    )
 
 
 def _problem(record: int, field: str | None, problem: str) -> dict[str, object]:

@@ -1,0 +1,184 @@
+"""Reading a ``/predict`` body: size, time and record limits enforced while it is read and parsed.
+
+Nothing here holds more memory than the limits allow: the body is counted as it streams in, and
+a large body is parsed one array element at a time, so neither ``[[], [], …]`` nor a million
+records become a million Python objects before the record limit applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from churnops.errors import ChurnopsError, LimitError, RecordError
+
+# Bodies up to this size are parsed whole by orjson (fast; at most a few thousand values, so the
+# memory is bounded by the size); larger ones element by element.
+WHOLE_PARSE_BYTES = 32 * 1024
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class BadRequestError(ChurnopsError):
+    """The request body cannot be read as the API expects (not JSON, not an array…)."""
+
+
+class UnsupportedMediaTypeError(ChurnopsError):
+    """The request declares a body that is not JSON."""
+
+
+class RequestTimeoutError(ChurnopsError):
+    """The client sent its body too slowly."""
+
+
+class ClientGoneError(ChurnopsError):
+    """The client closed the connection before its request was read (logged as 499)."""
+
+
+def check_content_type(request: Request) -> None:
+    """Refuse a body declared as anything but JSON; a missing Content-Type is taken as JSON."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        shown = declared[:60].encode("ascii", "replace").decode()
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {shown!r} is not JSON: send Content-Type: application/json"
+        )
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, at most ``limit`` bytes, read within ``timeout`` seconds.
+
+    Raises
+    ------
+    LimitError
+        The declared or the streamed size exceeds ``limit``.
+    RequestTimeoutError
+        The body did not arrive in time (a slow client holds a connection, not the server).
+    ClientGoneError
+        The client disconnected mid-body.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise LimitError(
+            f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:  # counted on the stream: a false Content-Length changes nothing
+                    raise LimitError(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"request body not received within {timeout:g} seconds ({size} bytes arrived)"
+        ) from None
+    except ClientDisconnect:
+        raise ClientGoneError("client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+def parse_records(body: bytes, max_records: int) -> list[Any]:
+    """Parse a JSON array of customer objects, refusing more than ``max_records`` as it goes.
+
+    Raises
+    ------
+    BadRequestError
+        Not JSON, or not an array.
+    LimitError
+        More than ``max_records`` elements.
+    RecordError
+        An element is not an object (named by its position).
+    """
+    if not body.strip():
+        raise BadRequestError("empty body: send a JSON array of customer objects")
+    if len(body) <= WHOLE_PARSE_BYTES:
+        try:
+            records = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequestError(f"body is not valid JSON: {exc}") from None
+        if not isinstance(records, list):
+            raise BadRequestError(
+                "expected a JSON array of customer objects, got a JSON " + json_kind(records)
+            )
+        if len(records) > max_records:
+            raise LimitError(
+                f"{len(records)} records exceed the limit of {max_records} per request"
+            )
+        return records
+    return _parse_incrementally(body, max_records)
+
+
+def _parse_incrementally(body: bytes, max_records: int) -> list[Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"body is not valid JSON: not UTF-8 at byte {exc.start}") from None
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    position = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+    if text[position : position + 1] != "[":
+        raise BadRequestError(
+            "expected a JSON array of customer objects; the body does not start with '['"
+        )
+    position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+    records: list[Any] = []
+    if text[position : position + 1] == "]":
+        position += 1
+    else:
+        while True:
+            try:
+                value, position = decoder.raw_decode(text, position)
+            except json.JSONDecodeError as exc:
+                raise BadRequestError(f"body is not valid JSON: {exc}") from None
+            except (RecursionError, ValueError) as exc:  # deep nesting, huge integers, NaN
+                raise BadRequestError(f"body is not valid JSON: {exc}") from None
+            if not isinstance(value, dict):
+                raise RecordError(
+                    [
+                        {
+                            "record": len(records),
+                            "field": None,
+                            "problem": f"expected an object, got a JSON {json_kind(value)}",
+                        }
+                    ]
+                )
+            records.append(value)
+            if len(records) > max_records:
+                raise LimitError(f"more than {max_records} records: the limit per request")
+            position = _SPACE.match(text, position).end()  # type: ignore[union-attr]
+            separator = text[position : position + 1]
+            if separator == ",":
+                position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+            elif separator == "]":
+                position += 1
+                break
+            else:
+                raise BadRequestError(
+                    f"body is not valid JSON: expected ',' or ']' at character {position}"
+                )
+    if _SPACE.match(text, position).end() != len(text):  # type: ignore[union-attr]
+        raise BadRequestError("body is not valid JSON: extra data after the array")
+    return records
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_kind(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
+        type(value), "number"
+    )

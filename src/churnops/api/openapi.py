@@ -1,0 +1,154 @@
+"""The OpenAPI document of the served model: its request fields, types and an example.
+
+``/predict`` accepts any churn table's records, so its body schema is generated from the served
+model's :class:`~churnops.schema.Schema` (rebuilt when a new model is swapped in), not written by
+hand: every feature is a required property; numeric fields take JSON numbers or numeric text,
+categorical fields take text (the known categories are listed; an unseen one is scored and
+reported as a warning); ID and other columns are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from churnops.schema import MAX_NUMBER_CHARS, MAX_TEXT_CHARS, NUMBER_PATTERN, Feature, Schema
+
+# Numeric text the server reads: churnops.schema.NUMBER_PATTERN with surrounding blanks.
+_SPACE = "[ \\t\\n\\r\\f\\v]"  # churnops.schema.BLANK_CHARS, as a regex class
+_NUMBER_TEXT = f"^{_SPACE}*{NUMBER_PATTERN}{_SPACE}*$"
+_BLANK_TEXT = f"^{_SPACE}*$"
+_NOT_BLANK = "[^ \\t\\n\\r\\f\\v]"
+
+ERROR = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "What is wrong, in one line."},
+        "problems": {
+            "type": "array",
+            "description": "Per record and field: what is wrong (validation errors only).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "record": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                    "problem": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+RESULT = {
+    "type": "object",
+    "description": "One entry per record, keyed by its position in the request ('0', '1', …).",
+    "additionalProperties": {
+        "type": "object",
+        "required": ["prediction", "probability", "probabilities", "warnings"],
+        "properties": {
+            "prediction": {"type": "string", "description": "The predicted class label."},
+            "probability": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Probability of the predicted class.",
+            },
+            "probabilities": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+                "description": "Probability of each class.",
+            },
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Unseen categories and other values scored with a caveat.",
+            },
+        },
+    },
+}
+
+
+def feature_schema(feature: Feature) -> dict[str, Any]:
+    """The JSON Schema of one field as the server accepts it."""
+    if feature.kind == "numeric":
+        text: dict[str, Any] = {"type": "string", "maxLength": MAX_NUMBER_CHARS}
+        text["pattern"] = (
+            f"({_NUMBER_TEXT})|({_BLANK_TEXT})" if feature.allows_missing else _NUMBER_TEXT
+        )
+        choices: list[dict[str, Any]] = [{"type": "number"}, text]
+        if feature.allows_missing:
+            choices.append({"type": "null"})
+        span = (
+            f"seen in training: {feature.minimum:g} to {feature.maximum:g}; "
+            if (feature.minimum is not None and feature.maximum is not None)
+            else ""
+        )
+        return {
+            "anyOf": choices,
+            "description": f"Number (or numeric text); {span}"
+            + ("blank or null when unknown." if feature.allows_missing else "required."),
+        }
+    text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
+    if not feature.allows_missing:
+        text["pattern"] = _NOT_BLANK
+    choices = [text, {"type": "number"}, {"type": "boolean"}]
+    if feature.allows_missing:
+        choices.append({"type": "null"})
+    shown = ", ".join(feature.categories[:30]) + (" …" if len(feature.categories) > 30 else "")
+    return {
+        "anyOf": choices,
+        "description": f"Category; seen in training: {shown}. Another value is scored as none "
+        "of them, with a warning.",
+        "examples": list(feature.categories[:5]),
+    }
+
+
+def example_record(schema: Schema) -> dict[str, Any]:
+    """A valid record: the first category and the smallest value seen of every feature."""
+    record: dict[str, Any] = {}
+    for feature in schema.features:
+        if feature.kind == "categorical":
+            record[feature.name] = feature.categories[0] if feature.categories else None
+        else:
+            record[feature.name] = feature.minimum
+    return record
+
+
+def predict_body(schema: Schema, max_records: int) -> dict[str, Any]:
+    """The ``requestBody`` of ``/predict`` for a model with ``schema``."""
+    record = {
+        "type": "object",
+        "required": [f.name for f in schema.features],
+        "properties": {f.name: feature_schema(f) for f in schema.features},
+        "additionalProperties": True,
+        "description": "One customer. Other keys (such as "
+        + (", ".join(schema.id_columns) or "an ID")
+        + ") are accepted and ignored.",
+    }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": max_records,
+                    "items": record,
+                },
+                "example": [example_record(schema)],
+            }
+        },
+    }
+
+
+def describe_model(document: dict[str, Any], schema: Schema, max_records: int) -> dict[str, Any]:
+    """``document`` with ``/predict``'s request body and every response schema filled in."""
+    operation = document["paths"]["/predict"]["post"]
+    operation["requestBody"] = predict_body(schema, max_records)
+    for path_item in document["paths"].values():
+        for op in path_item.values():
+            for status, response in op.get("responses", {}).items():
+                if status.startswith(("4", "5")):
+                    response["content"] = {"application/json": {"schema": ERROR}}
+    operation["responses"]["200"]["content"] = {"application/json": {"schema": RESULT}}
+    return document
