@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOME_DIR ?= .churnops
 MODEL_DIR ?= $(HOME_DIR)/models/demo
 
-.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-serving
+.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-serving bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,10 +51,14 @@ test-container: install  ## build the image with podman, run it, probe it, stop 
 bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → docs/performance.md
 	$(BIN)/python bench/serving.py
 
-lint: install  ## ruff (lint + format check) and mypy
+bench-load: install  ## reliability under load and hostile input (needs wrk) → docs/reliability.md
+	$(BIN)/python bench/load.py
+
+lint: install  ## ruff (lint + format check, bandit rules), mypy, pip-audit of the pins
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	BIN=$(BIN) bash .ci/audit.sh  # offline-safe: skips with one line when it cannot reach the database
 
 format: install
 	$(BIN)/ruff format src tests bench

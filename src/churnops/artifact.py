@@ -34,6 +34,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.sha256"
 PIPELINE_FILE = "pipeline.joblib"
+# The data-only serving form (written by churnops.inference.export): a spec naming the runtime
+# and its model file. Part of the contract so the reader can check the spec's file names too.
+SERVING_SPEC = "serving/serving.json"
+SERVING_MODEL_SUFFIXES = {"lightgbm-text": ".txt", "treelite-checkpoint": ".treelite"}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -120,12 +124,9 @@ def write_artifact(
     """
     out = Path(out_dir)
     for name in files:
-        if (
-            name in (MANIFEST, MANIFEST_DIGEST)
-            or Path(name).is_absolute()
-            or ".." in Path(name).parts
-        ):
-            raise ArtifactError(f"invalid artifact file name: {name}")
+        problem = _name_problem(name)
+        if problem is not None:
+            raise ArtifactError(f"invalid artifact file name {name!r}: {problem}")
     if out.exists() and not (
         out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())
     ):
@@ -208,7 +209,13 @@ def load_artifact(path: str | Path) -> ModelArtifact:
             f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
             f"(this churnops reads version {FORMAT_VERSION})"
         )
-    listed: dict[str, Any] = manifest.get("files", {})
+    listed = manifest.get("files", {})
+    if not isinstance(listed, dict) or not all(isinstance(e, dict) for e in listed.values()):
+        raise ArtifactError(f"{manifest_path}: 'files' is not a mapping of file entries")
+    for name in sorted(listed):
+        problem = _name_problem(name)
+        if problem is not None:
+            raise ArtifactError(f"{manifest_path}: invalid file name {name!r} ({problem})")
     for name, entry in sorted(listed.items()):
         file = root / name
         if not file.is_file():
@@ -223,7 +230,71 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         raise IntegrityError(f"{root / unlisted[0]}: file not listed in the manifest")
     if not isinstance(manifest.get("schema"), dict):
         raise ArtifactError(f"{manifest_path}: no feature schema; not a churnops model manifest")
+    if SERVING_SPEC in listed:
+        _check_serving_spec(root, listed)
     return ModelArtifact(path=root, manifest=manifest, schema=Schema.from_dict(manifest["schema"]))
+
+
+def _name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be an artifact file name, or None when it can.
+
+    Names are relative POSIX paths inside the directory: no absolute paths, backslashes, empty,
+    ``.`` or ``..`` parts, so a manifest can never make the reader open a file elsewhere.
+    """
+    if not isinstance(name, str) or not name:
+        return "not a non-empty string"
+    if name in (MANIFEST, MANIFEST_DIGEST):
+        return "reserved for the manifest"
+    if "\\" in name or "\x00" in name:
+        return "backslash or NUL in the name"
+    if name.startswith("/"):
+        return "absolute path"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "empty, '.' or '..' path component"
+    return None
+
+
+def _check_serving_spec(root: Path, listed: Mapping[str, Any]) -> None:
+    """Check the file names in the serving spec before any runtime reads what they name.
+
+    The spec is already verified against the manifest; this refuses a spec that is signed but
+    wrong: a model file that is not part of the artifact, or not of its runtime's kind.
+    """
+    spec_path = root / SERVING_SPEC
+    try:
+        spec = json.loads(_read(spec_path))
+    except ValueError as exc:
+        raise ArtifactError(f"{spec_path}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ArtifactError(f"{spec_path}: not a serving spec (expected a JSON object)")
+    runtime = spec.get("runtime")
+    if runtime not in SERVING_MODEL_SUFFIXES:
+        known = ", ".join(SERVING_MODEL_SUFFIXES)
+        raise ArtifactError(f"{spec_path}: unknown serving runtime {runtime!r} (known: {known})")
+    for key in ("model_file", "layout_file"):
+        name = spec.get(key)
+        if name is None and key == "layout_file":
+            continue
+        problem = _name_problem(name)
+        if problem is None and name not in listed:
+            problem = "not a file of this artifact"
+        elif problem is None and name in (SERVING_SPEC, PIPELINE_FILE):
+            problem = "not a serving model or layout file"
+        if problem is not None:
+            raise ArtifactError(f"{spec_path}: {key} {name!r} is refused: {problem}")
+    model_file = str(spec["model_file"])
+    suffix = SERVING_MODEL_SUFFIXES[runtime]
+    if not model_file.endswith(suffix) or model_file == spec.get("layout_file"):
+        raise ArtifactError(
+            f"{spec_path}: model_file {model_file!r} is refused: a {runtime} model is a "
+            f"{suffix} file"
+        )
+    positive = spec.get("positive_index")
+    if type(positive) is not int or positive not in (0, 1):
+        raise ArtifactError(f"{spec_path}: positive_index must be 0 or 1, got {positive!r}")
+    classes = spec.get("classes")
+    if not isinstance(classes, list) or len(classes) != 2:
+        raise ArtifactError(f"{spec_path}: classes must list the two classes, got {classes!r}")
 
 
 def _digest_line(manifest_bytes: bytes) -> bytes:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     dev: bool = False
     max_records: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Body bytes all requests of a worker may hold at once (at least max_body_bytes); past it,
+    # 503 with Retry-After.
+    max_bodies_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     # Limits in front of the app (see docs/reliability.md): a connection must finish sending its
     # request headers within header_timeout seconds of connecting (or of its previous response),
     # in at most max_header_bytes; a body must arrive within body_timeout seconds; an idle

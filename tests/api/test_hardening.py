@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnops.api import create_app
-from churnops.api.body import WHOLE_PARSE_BYTES, parse_records
+from churnops.api.body import WHOLE_PARSE_BYTES, BodyBudget, ServerBusyError, parse_records
 from churnops.artifact import load_artifact
 from churnops.errors import ChurnopsError, ConfigError, LimitError, RecordError
 from churnops.inference import load_scorer
@@ -200,3 +200,15 @@ def test_any_body_parses_or_is_a_domain_error(body):
         return
     assert isinstance(records, list)
     assert len(records) <= 5
+
+
+def test_body_budget_refuses_past_its_limit_and_frees_what_a_request_held():
+    budget = BodyBudget(100)
+    with budget.hold() as first:
+        first.take(60)
+        with budget.hold() as second:
+            second.take(30)
+            with pytest.raises(ServerBusyError, match="retry"):
+                second.take(30)  # 60 + 60 > 100
+        assert budget.held == 60  # the second request gave back what it held
+    assert budget.held == 0

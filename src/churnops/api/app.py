@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
@@ -22,7 +24,13 @@ from starlette.responses import Response
 from churnops import __version__
 from churnops.api import errors
 from churnops.api.auth import FailedAuthThrottle, authenticator
-from churnops.api.body import check_content_type, parse_records, read_body
+from churnops.api.body import (
+    BodyBudget,
+    BodyHold,
+    check_content_type,
+    parse_records,
+    read_body,
+)
 from churnops.api.errors import json_response
 from churnops.api.observability import (
     MODEL_INFO,
@@ -54,12 +62,14 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "The body is declared as something other than JSON."},
     422: {"description": "A record does not match the model's schema; problems name each field."},
     **AUTH_RESPONSES,
+    503: {"description": "No model loaded yet, or too many large bodies in flight (retry)."},
 }
 
 
 # Bodies up to this size (about 70 customer records) are scored on the event loop; larger ones in
 # the thread pool, so CPU-bound work never holds the loop for more than about a millisecond.
 INLINE_BODY_BYTES = 32 * 1024
+LARGE_BODY_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,8 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(ObservabilityMiddleware)
+    large_bodies = anyio.CapacityLimiter(LARGE_BODY_WORKERS)
+    budget = BodyBudget(max(settings.max_bodies_bytes, settings.max_body_bytes))
     # Route-level dependencies run before the route's own, so a request that fails
     # authentication never gets as far as the model or its body.
     authenticate = authenticator(
@@ -265,22 +277,29 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     async def predict(request: Request, model: Served) -> Response:
         # Authentication has passed; only now is the body read.
         check_content_type(request)
-        body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-        if len(body) <= INLINE_BODY_BYTES:
-            # A few records score in well under a millisecond, less than handing them to a
-            # worker thread costs (measured: 1-record throughput +30%, p99 at concurrency 8
-            # halved), so the event loop is never held for long either way.
-            result, records = _score(model.scorer, body, settings.max_records)
-        else:
-            result, records = await run_in_threadpool(
-                _score, model.scorer, body, settings.max_records
-            )
+        with budget.hold() as hold:
+            result, records = await _predict(request, model, hold)
         state = request.scope["state"]
         state["records"] = records
         state["model_version"] = model.version
         return Response(
             result, media_type="application/json", headers={"X-Model-Version": model.version}
         )
+
+    async def _predict(request: Request, model: ServedModel, hold: BodyHold) -> tuple[bytes, int]:
+        body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
+        if len(body) <= INLINE_BODY_BYTES:
+            # A few records score in well under a millisecond, less than handing them to a
+            # worker thread costs (measured: 1-record throughput +30%, p99 at concurrency 8
+            # halved), so the event loop is never held for long either way.
+            return _score(model.scorer, body, settings.max_records)
+        else:
+            # At most two large bodies are parsed and scored at once (this machine's cores):
+            # the CPU is busy anyway, and the memory of parsing stays bounded.
+            result, records = await anyio.to_thread.run_sync(
+                _score, model.scorer, body, settings.max_records, limiter=large_bodies
+            )
+        return result, records
 
     @app.get("/health/live", summary="The process is up")
     async def live() -> dict[str, str]:
@@ -394,7 +413,7 @@ def _on_sighup(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) 
     return True
 
 
-def _score(scorer: Scorer, body: bytes, max_records: int) -> tuple[bytes, int]:
+def _score(scorer: Scorer, body: bytes | bytearray, max_records: int) -> tuple[bytes, int]:
     """Parse, validate and score a /predict body; return the response body and record count."""
     records = parse_records(body, max_records)
     scores = scorer.score_records(records)

@@ -8,8 +8,10 @@ records become a million Python objects before the record limit applies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -40,6 +42,52 @@ class ClientGoneError(ChurnopsError):
     """The client closed the connection before its request was read (logged as 499)."""
 
 
+class ServerBusyError(ChurnopsError):
+    """Too many body bytes are held by requests in flight; the client should retry (503)."""
+
+
+class BodyBudget:
+    """The bytes of request bodies all requests of this worker may hold at once.
+
+    Each request holds what it has received until its answer is sent, so twelve 10 MiB bodies
+    at once cost at most ``limit`` bytes of memory, not 120 MiB: the request that would pass the
+    limit gets 503 and ``Retry-After``. Bytes are counted as they arrive, so a slow client holds
+    only what it has sent. One event loop per worker: no lock is needed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[BodyHold]:
+        """A hold released, whatever happens, when the block ends."""
+        hold = BodyHold(self)
+        try:
+            yield hold
+        finally:
+            self.held -= hold.taken
+
+
+class BodyHold:
+    """One request's share of a :class:`BodyBudget`."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget = budget
+        self.taken = 0
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes; raise ServerBusyError when the budget would be passed."""
+        budget = self.budget
+        if budget.held + size > budget.limit:
+            raise ServerBusyError(
+                f"the server holds {budget.held} bytes of request bodies already (limit "
+                f"{budget.limit}); retry shortly"
+            )
+        budget.held += size
+        self.taken += size
+
+
 def check_content_type(request: Request) -> None:
     """Refuse a body declared as anything but JSON; a missing Content-Type is taken as JSON."""
     declared = request.headers.get("content-type")
@@ -53,7 +101,9 @@ def check_content_type(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def read_body(
+    request: Request, limit: int, timeout: float, hold: BodyHold | None = None
+) -> bytearray:
     """The whole body, at most ``limit`` bytes, read within ``timeout`` seconds.
 
     Raises
@@ -64,31 +114,33 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
         The body did not arrive in time (a slow client holds a connection, not the server).
     ClientGoneError
         The client disconnected mid-body.
+    ServerBusyError
+        ``hold``'s budget is spent by other requests.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise LimitError(
             f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes"
         )
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()  # grown in place: no second copy of a large body
     try:
         async with asyncio.timeout(timeout):
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:  # counted on the stream: a false Content-Length changes nothing
+                if len(body) + len(chunk) > limit:  # counted on the stream, not trusted
                     raise LimitError(f"request body exceeds the limit of {limit} bytes")
-                chunks.append(chunk)
+                if hold is not None:
+                    hold.take(len(chunk))
+                body += chunk
     except TimeoutError:
         raise RequestTimeoutError(
-            f"request body not received within {timeout:g} seconds ({size} bytes arrived)"
+            f"request body not received within {timeout:g} seconds ({len(body)} bytes arrived)"
         ) from None
     except ClientDisconnect:
         raise ClientGoneError("client disconnected before sending the whole body") from None
-    return b"".join(chunks)
+    return body
 
 
-def parse_records(body: bytes, max_records: int) -> list[Any]:
+def parse_records(body: bytes | bytearray, max_records: int) -> list[Any]:
     """Parse a JSON array of customer objects, refusing more than ``max_records`` as it goes.
 
     Raises
@@ -100,7 +152,7 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     RecordError
         An element is not an object (named by its position).
     """
-    if not body.strip():
+    if not body or body.isspace():
         raise BadRequestError("empty body: send a JSON array of customer objects")
     if len(body) <= WHOLE_PARSE_BYTES:
         try:
@@ -119,7 +171,7 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     return _parse_incrementally(body, max_records)
 
 
-def _parse_incrementally(body: bytes, max_records: int) -> list[Any]:
+def _parse_incrementally(body: bytes | bytearray, max_records: int) -> list[Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

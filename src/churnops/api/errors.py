@@ -15,6 +15,7 @@ from churnops.api.body import (
     BadRequestError,
     ClientGoneError,
     RequestTimeoutError,
+    ServerBusyError,
     UnsupportedMediaTypeError,
 )
 from churnops.errors import (
@@ -37,11 +38,15 @@ STATUS: list[tuple[type[ChurnopsError], int]] = [
     # nginx's "client closed request": the client is gone, so nobody reads it; it keeps the
     # event out of the 5xx counts and error logs, where a server fault would be.
     (ClientGoneError, 499),
+    (ServerBusyError, 503),
     (LimitError, 413),
     (ArtifactError, 503),
     (DataError, 422),
     (ConfigError, 500),
 ]
+
+
+CLOSE_AFTER = frozenset({408, 413, 415, 503})
 
 
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
@@ -58,7 +63,11 @@ def install(app: FastAPI) -> None:
         body: dict[str, object] = {"detail": str(exc)}
         if isinstance(exc, RecordError):
             body["problems"] = exc.problems
-        return json_response(status, body)
+        # The rest of a refused body may still be on its way: close rather than read it.
+        headers = {"Connection": "close"} if status in CLOSE_AFTER else {}
+        if isinstance(exc, ServerBusyError):
+            headers["Retry-After"] = "1"
+        return json_response(status, body, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

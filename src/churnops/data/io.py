@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +33,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     DataError
-        The file is missing, of an unknown type, unreadable, or holds no rows.
+        The file is missing, of an unknown type, unreadable, holds no rows, or has a column
+        of lists, structs or maps (Parquet); the message names the column.
     """
     path = Path(path)
     kind = _format(path)
@@ -44,6 +46,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if kind == "csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
         else:
+            _refuse_nested_columns(path)
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty") from exc
@@ -57,6 +60,43 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: the table has a header but no rows")
     return frame
+
+
+def _refuse_nested_columns(path: Path) -> None:
+    """Refuse a Parquet file with a non-scalar column before its data is read.
+
+    A churn table is flat: every cell one number, text, boolean or date. A list, struct, map
+    or union column has no meaning as a feature and breaks every step after reading, so it is
+    named here, from the file's schema, rather than failing later with a traceback.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for field in pq.read_schema(path):
+        kind = _nested_kind(pa, field.type)
+        if kind is not None:
+            shown = str(field.type).splitlines()[0]
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise DataError(
+                f"{path}: column {field.name!r} holds {kind} (Parquet type {shown}); only "
+                "columns of single values (numbers, text, booleans, dates) can be used: "
+                "flatten or drop it"
+            )
+
+
+def _nested_kind(pa: Any, arrow_type: Any) -> str | None:
+    """``lists``, ``structs``, ``maps`` or ``unions`` for a nested Arrow type, else None."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if not pa.types.is_nested(arrow_type):
+        return None
+    if pa.types.is_map(arrow_type):  # a map is a list of structs: test it first
+        return "maps"
+    if pa.types.is_struct(arrow_type):
+        return "structs"
+    if pa.types.is_union(arrow_type):
+        return "unions"
+    return "lists"
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

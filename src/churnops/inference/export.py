@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from churnops.artifact import SERVING_MODEL_SUFFIXES, SERVING_SPEC
 from churnops.errors import RecordError
 from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
 from churnops.inference.runtime import LIGHTGBM, TREELITE, load_tree_model
 from churnops.schema import Schema
 
 SERVING_DIR = "serving"
-SPEC_FILE = f"{SERVING_DIR}/serving.json"
+SPEC_FILE = SERVING_SPEC  # its file names are checked by churnops.artifact.load_artifact
 LAYOUT_FILE = f"{SERVING_DIR}/layout.json"
 UNAVAILABLE_FILE = f"{SERVING_DIR}/unavailable.json"
 # Largest |p_fast - p_pipeline| accepted when the serving form is checked at export.
@@ -83,7 +84,7 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
             UNAVAILABLE_FILE: _json({"reason": str(exc)}),
             LAYOUT_FILE: _json(layout.to_dict()),
         }
-    model_file = f"{SERVING_DIR}/model.{'txt' if kind == LIGHTGBM else 'treelite'}"
+    model_file = f"{SERVING_DIR}/model{SERVING_MODEL_SUFFIXES[kind]}"
     spec = {
         "runtime": kind,
         "model_file": model_file,

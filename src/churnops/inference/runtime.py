@@ -17,11 +17,15 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from churnops.artifact import SERVING_SPEC
+from churnops.errors import ArtifactError
 
 LIGHTGBM = "lightgbm-text"
 SMALL_BATCH = 1024
@@ -49,6 +53,7 @@ class LightGBMModel:
     _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
 
     def __init__(self, model_text: bytes, positive_index: int) -> None:
+        _check_lightgbm_header(model_text)
         self._lib = _lightgbm_library()
         self.positive_index = positive_index
         self._handle = ctypes.c_void_p()
@@ -72,7 +77,11 @@ class LightGBMModel:
         row_major = not (X.flags.f_contiguous and not X.flags.c_contiguous)
         X = np.ascontiguousarray(X) if row_major else X
         if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"expected {self.n_features} features, got shape {X.shape}")
+            # The layout and the model file of one artifact disagree: the artifact is wrong.
+            raise ArtifactError(
+                f"the serving model expects {self.n_features} features, its layout gives "
+                f"{X.shape[1] if X.ndim == 2 else X.shape}"
+            )
         out = np.empty(X.shape[0], dtype=np.float64)
         written = ctypes.c_int64()
         self._check(
@@ -121,6 +130,27 @@ def _lightgbm_library() -> ctypes.CDLL:
     raise ImportError("LightGBM's shared library was not found")
 
 
+def _check_lightgbm_header(model_text: bytes) -> None:
+    """Refuse bytes that are not a binary classifier in LightGBM's text format.
+
+    Checked here because LightGBM writes its own ``[LightGBM] [Fatal]`` line to stderr before
+    it reports a model it cannot parse; most wrong files are caught before it sees them.
+    """
+    header: dict[bytes, bytes] = {}
+    lines = model_text[:4096].split(b"\n")
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        key, _, value = line.partition(b"=")
+        header[key.strip()] = value.strip()
+    if lines[0].strip() != b"tree" or b"version" not in header:
+        raise ValueError("not a LightGBM text model (no 'tree' and 'version' header)")
+    if header.get(b"num_class") != b"1":
+        raise ValueError(
+            f"not a binary LightGBM model (num_class={header.get(b'num_class', b'?').decode()})"
+        )
+
+
 def _lightgbm_version() -> str:
     from importlib.metadata import version
 
@@ -151,10 +181,28 @@ class TreeliteModel:
         return np.asarray(out, dtype=np.float64).reshape(len(X), -1)[:, self.positive_index]
 
 
-def load_tree_model(kind: str, data: bytes, positive_index: int) -> TreeModel:
-    """Load a model file written by :func:`churnops.inference.export.serving_files`."""
-    if kind == LIGHTGBM:
-        return LightGBMModel.from_bytes(data, positive_index)
-    if kind == TREELITE:
-        return TreeliteModel.from_bytes(data, positive_index)
-    raise ValueError(f"unknown serving runtime {kind!r}")
+def load_tree_model(
+    kind: str, data: bytes, positive_index: int, source: str = f"the model_file of {SERVING_SPEC}"
+) -> TreeModel:
+    """Load a model file written by :func:`churnops.inference.export.serving_files`.
+
+    Raises
+    ------
+    ArtifactError
+        Unknown runtime, or the bytes are not a model the runtime can load (a signed artifact
+        whose spec names the wrong file); the message names ``source`` and the library's reason.
+    """
+    loaders: dict[str, Callable[[bytes, int], TreeModel]] = {
+        LIGHTGBM: LightGBMModel.from_bytes,
+        TREELITE: TreeliteModel.from_bytes,
+    }
+    loader = loaders.get(kind)
+    if loader is None:
+        raise ArtifactError(f"unknown serving runtime {kind!r}")
+    try:
+        return loader(data, positive_index)
+    except ImportError:
+        raise  # a missing library is an installation problem, not a bad artifact
+    except Exception as exc:  # the libraries raise RuntimeError, ValueError, their own errors
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"{source} cannot be loaded as a {kind} model: {reason}") from exc

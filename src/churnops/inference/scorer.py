@@ -67,7 +67,10 @@ class FastScorer(_Base):
     def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any]) -> None:
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
         self.model: TreeModel = load_tree_model(
-            spec["runtime"], artifact.read_bytes(spec["model_file"]), int(spec["positive_index"])
+            spec["runtime"],
+            artifact.read_bytes(spec["model_file"]),
+            int(spec["positive_index"]),
+            source=str(artifact.path / spec["model_file"]),
         )
         self.runtime = self.model.name
         self.classes = (str(spec["classes"][0]), str(spec["classes"][1]))

@@ -6,10 +6,12 @@ The run is written after training with :class:`mlflow.MlflowClient`, never throu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ TAG = "churnops."
 MODEL_VERSION_TAG = f"{TAG}model_version"
 DEFAULT_HOME = Path(".churnops")
 CHECK_TIMEOUT = 3.0  # seconds to wait for a tracking server before giving up
+STORE_LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating the same store
 _DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
@@ -123,10 +126,7 @@ def _check_sqlite(uri: str) -> None:
         ) from None
     if not os.access(path.parent, os.W_OK):
         raise ConfigError(f"tracking URI {uri!r}: {path.parent} is not writable")
-    try:
-        client(uri).search_experiments(max_results=1)  # creates or migrates the tables
-    except Exception as exc:  # any failure to open the store is the same error for the user
-        raise ConfigError(f"tracking store {uri} cannot be opened: {_first_line(exc)}") from None
+    open_store(uri)
 
 
 def _check_server(uri: str, timeout: float) -> None:
@@ -173,11 +173,89 @@ def quiet_mlflow() -> None:
 
 
 def client(uri: str) -> Any:
-    """An MLflow client on ``uri`` (MLflow is imported only when tracking is used)."""
+    """An MLflow client on ``uri`` (MLflow is imported only when tracking is used).
+
+    A database store is opened first through :func:`open_store`, so its tables are created or
+    migrated by one process at a time.
+    """
     from mlflow import MlflowClient
 
     quiet_mlflow()  # after the import: importing MLflow sets its logger to INFO
+    open_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+_OPENED: set[str] = set()  # database stores this process has opened (under the lock)
+
+
+def open_store(uri: str) -> None:
+    """Open a database tracking store, creating or migrating its tables, under a lock.
+
+    MLflow creates a new store's tables on first use, and two processes doing it at once
+    corrupt it (``table _alembic_tmp_metrics already exists``, a half-migrated schema). The
+    first process to take the lock creates the store; the others wait, then find it ready.
+    Other stores (servers, files) need no lock and are left alone.
+
+    Raises
+    ------
+    ConfigError
+        The store cannot be opened, or another process held its lock for longer than
+        ``STORE_LOCK_TIMEOUT`` seconds.
+    """
+    if uri in _OPENED or _scheme(uri) not in ("sqlite", *_DATABASE_PORTS):
+        return
+    from mlflow import MlflowClient
+
+    quiet_mlflow()
+    with store_lock(uri):
+        try:
+            mlflow = MlflowClient(tracking_uri=uri, registry_uri=uri)  # opens the tracking store
+            mlflow.search_experiments(max_results=1)  # creates or migrates the tables
+            mlflow.search_registered_models(max_results=1)  # and the registry's view of them
+        except Exception as exc:  # any failure to open the store is the same error for the user
+            raise ConfigError(
+                f"tracking store {uri} cannot be opened: {_first_line(exc)}"
+            ) from None
+    _OPENED.add(uri)
+
+
+def store_lock_path(uri: str) -> Path:
+    """The lock file guarding the creation of the store at ``uri``.
+
+    A SQLite store's lock sits beside its database file, so every process using that file, on
+    this machine or through a shared volume, takes the same lock. A server database
+    (PostgreSQL, MySQL, SQL Server) is locked by a file in this machine's temporary directory
+    keyed on a hash of the URI: it keeps concurrent runs on one machine (a developer, one CI
+    runner) from racing, but a file lock cannot reach processes on other machines; create such a
+    store once (``mlflow db upgrade URI``) before several machines share it.
+    """
+    if _scheme(uri) == "sqlite":
+        database = _sqlite_path(uri)
+        return database.with_name(database.name + ".lock")
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"churnops-mlflow-{key}.lock"
+
+
+@contextmanager
+def store_lock(uri: str, timeout: float = STORE_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the inter-process lock of the store at ``uri`` (see :func:`store_lock_path`)."""
+    from filelock import FileLock, Timeout
+
+    path = store_lock_path(uri)
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"tracking store {uri}: another process has held its lock {path} for over "
+            f"{timeout:.0f} s while creating it; try again when it has finished"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"tracking store {uri}: cannot lock {path} ({exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
@@ -201,7 +279,13 @@ def experiment_id(mlflow: Any, uri: str, home: str | Path, name: str = EXPERIMEN
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    return str(mlflow.create_experiment(name, artifact_location=artifact_root(uri, home)))
+    try:
+        return str(mlflow.create_experiment(name, artifact_location=artifact_root(uri, home)))
+    except Exception:
+        found = mlflow.get_experiment_by_name(name)  # created by a concurrent run meanwhile?
+        if found is None:
+            raise
+        return str(found.experiment_id)
 
 
 def log_training(
