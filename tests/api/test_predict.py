@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churnops.api import create_app
-from churnops.api.app import INLINE_BODY_BYTES
 from churnops.api.observability import JsonFormatter
+from churnops.api.routes.scoring import INLINE_BODY_BYTES
 from churnops.config import Settings
 from churnops.data.sample import generate_customers
 from churnops.errors import ArtifactError, ConfigError
@@ -247,9 +247,8 @@ class _BrokenScorer:
 def test_a_bug_is_a_json_500_without_internals(synthetic_model):
     app = create_app(make_settings(synthetic_model[1].path))
     with TestClient(app, raise_server_exceptions=False) as broken:
-        app.state.model = dataclasses.replace(
-            app.state.model, scorer=_BrokenScorer(app.state.model.scorer)
-        )
+        holder = app.state.holder
+        holder.model = dataclasses.replace(holder.model, scorer=_BrokenScorer(holder.model.scorer))
         response = broken.post(
             "/predict",
             json=payload("chapter_request.json"),

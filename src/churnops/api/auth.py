@@ -17,7 +17,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 
-from churnops.api.observability import THROTTLED
+from churnops.api.metrics import Metrics
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="churnops"'}
 
@@ -55,17 +55,20 @@ class BasicAuth(HTTPBasic):
     part was wrong nor how much of it matched. Failures are throttled per client address.
     """
 
-    def __init__(self, user: str, password: SecretStr, throttle: FailedAuthThrottle) -> None:
+    def __init__(
+        self, user: str, password: SecretStr, throttle: FailedAuthThrottle, metrics: Metrics
+    ) -> None:
         super().__init__(scheme_name="HTTPBasic", realm="churnops", auto_error=True)
         self._user = user.encode()
         self._password = password.get_secret_value().encode()
         self._throttle = throttle
+        self._metrics = metrics
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         client = request.client.host if request.client else "unknown"
         wait = self._throttle.retry_after(client)
         if wait is not None:
-            THROTTLED.inc()
+            self._metrics.throttled.inc()
             raise HTTPException(
                 429,
                 f"too many failed logins from this address; retry in {wait} s",
@@ -84,12 +87,12 @@ async def no_authentication() -> None:
 
 
 def authenticator(
-    credentials: tuple[str, SecretStr] | None, throttle: FailedAuthThrottle
+    credentials: tuple[str, SecretStr] | None, throttle: FailedAuthThrottle, metrics: Metrics
 ) -> Callable[..., Awaitable[None]]:
     """The authentication dependency for ``credentials``, or none when they are ``None``."""
     if credentials is None:
         return no_authentication
-    return BasicAuth(*credentials, throttle)
+    return BasicAuth(*credentials, throttle, metrics)
 
 
 def parse_basic(header: str | None) -> tuple[bytes, bytes]:

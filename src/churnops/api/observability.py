@@ -1,9 +1,5 @@
-"""Access logs as JSON lines and Prometheus metrics, in one lean ASGI middleware.
-
-Metrics and several uvicorn workers: with ``PROMETHEUS_MULTIPROC_DIR`` set (``churnops serve
---workers N`` sets it to a fresh directory it removes on exit), every worker writes its samples
-there and ``/metrics`` reports the sum over all workers, whichever worker answers; the model-info
-gauge then carries a ``pid`` label per live worker. Without it, each process reports its own.
+"""Access logs as JSON lines, written off the request path, and one lean ASGI middleware that
+logs and measures every request (its metrics belong to the app: :mod:`churnops.api.metrics`).
 """
 
 from __future__ import annotations
@@ -11,51 +7,18 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
-import os
 import queue
 import time
 import uuid
 from typing import Any
 
 import orjson
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from churnops.api.metrics import Metrics
 
 ROUTES = ("/predict", "/metadata", "/metrics", "/health/live", "/health/ready", "/docs",
           "/openapi.json", "/admin/reload")  # fmt: skip
-
-REQUESTS = Counter("churnops_requests_total", "HTTP requests", ["route", "method", "status"])
-LATENCY = Histogram(
-    "churnops_request_seconds",
-    "HTTP request latency",
-    ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-RECORDS = Histogram(
-    "churnops_records_per_request",
-    "Customer records per /predict request",
-    buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000),
-)
-PREDICTIONS = Counter("churnops_predictions_total", "Predictions by class", ["label"])
-THROTTLED = Counter(
-    "churnops_auth_throttled_total", "Requests refused (429) after repeated failed logins"
-)
-MODEL_RELOADS = Counter(
-    "churnops_model_reloads_total", "Attempts to load a new model while serving", ["outcome"]
-)
-MODEL_INFO = Gauge(
-    "churnops_model_info",
-    "The model being served (value 1)",
-    ["name", "version", "runtime"],
-    multiprocess_mode="liveall",
-)
 
 access_log = logging.getLogger("churnops.access")
 
@@ -115,30 +78,12 @@ def configure_logging(level: str = "info") -> None:
         logger.propagate = False
 
 
-def metrics_payload() -> tuple[bytes, str]:
-    """The Prometheus exposition of this process, or of all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
-
-
-def worker_exited() -> None:
-    """Drop this process's live gauges from the shared multiprocess metrics (worker shutdown)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(os.getpid())
-
-
 class ObservabilityMiddleware:
     """Request id, JSON access log line and metrics for every HTTP request; no payloads."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,8 +110,8 @@ class ObservabilityMiddleware:
             seconds = time.perf_counter() - started
             path = scope.get("path", "")
             route = path if path in ROUTES else "other"
-            REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
-            LATENCY.labels(route).observe(seconds)
+            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(route).observe(seconds)
             access_log.info(
                 "request",
                 extra={

@@ -9,7 +9,9 @@ reported as a warning); ID and other columns are accepted and ignored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from churnops.schema import MAX_NUMBER_CHARS, MAX_TEXT_CHARS, NUMBER_PATTERN, Feature, Schema
 
@@ -18,6 +20,64 @@ _SPACE = "[ \\t\\n\\r\\f\\v]"  # churnops.schema.BLANK_CHARS, as a regex class
 _NUMBER_TEXT = f"^{_SPACE}*{NUMBER_PATTERN}{_SPACE}*$"
 _BLANK_TEXT = f"^{_SPACE}*$"
 _NOT_BLANK = "[^ \\t\\n\\r\\f\\v]"
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong credentials."},
+    429: {"description": "Too many failed logins from this address; see Retry-After."},
+    503: {"description": "No model loaded yet."},
+}
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "One result per record, keyed by position."},
+    400: {"description": "The body is not a JSON array of objects."},
+    408: {"description": "The body did not arrive within the body timeout."},
+    413: {"description": "Too many records or too large a body."},
+    415: {"description": "The body is declared as something other than JSON."},
+    422: {"description": "A record does not match the model's schema; problems name each field."},
+    **RESPONSES,
+    503: {"description": "No model loaded yet, or too many large bodies in flight (retry)."},
+}
+
+
+class HealthOut(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """Whether a verified model is loaded, and which."""
+
+    status: Literal["ready", "loading"]
+    model_version: str | None
+
+
+class ReloadOut(BaseModel):
+    """What a reload did."""
+
+    outcome: Literal["swapped", "unchanged", "refused"]
+    detail: str
+    version: str | None
+
+
+class MetadataOut(BaseModel):
+    """The served model: versions, runtime, classes, threshold, schema, held-out metrics."""
+
+    name: str
+    version: str
+    registry_version: str | None
+    created_at: str | None
+    synthetic_training_data: bool
+    runtime: str
+    fast_path: bool
+    fallback_reason: str | None
+    classes: list[str]
+    positive_label: str
+    threshold: float
+    schema_: dict[str, Any] = Field(alias="schema", description="The feature contract.")
+    metrics: dict[str, Any]
+    estimator: str | None
+    data: dict[str, Any]
+
 
 ERROR = {
     "type": "object",
@@ -148,7 +208,7 @@ def describe_model(document: dict[str, Any], schema: Schema, max_records: int) -
     for path_item in document["paths"].values():
         for op in path_item.values():
             for status, response in op.get("responses", {}).items():
-                if status.startswith(("4", "5")):
+                if status.startswith(("4", "5")) and "content" not in response:
                     response["content"] = {"application/json": {"schema": ERROR}}
     operation["responses"]["200"]["content"] = {"application/json": {"schema": RESULT}}
     return document

@@ -103,7 +103,7 @@ def serve(
                 f"{weakness}: choose a stronger password (python -c 'import secrets; "
                 "print(secrets.token_urlsafe(18))'), or start with --dev"
             )
-        from churnops.api.app import ModelLocation, load_served_model
+        from churnops.api.serving import ModelLocation, load_served_model
 
         served = load_served_model(ModelLocation(local or Path(settings.model)))
         artifact, scorer = served.artifact, served.scorer
@@ -166,7 +166,8 @@ def serve(
 
 def serving_app() -> FastAPI:
     """uvicorn's factory (in every worker): the app, following a registry reference if given."""
-    from churnops.api.app import ModelLocation, app_from_environment
+    from churnops.api.app import app_from_environment
+    from churnops.api.serving import ModelLocation
     from churnops.config import get_settings
     from churnops.registry.models import is_registry_ref
 

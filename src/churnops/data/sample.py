@@ -231,7 +231,8 @@ def _choose(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     """Draw one category per row from a (rows, categories) matrix of probabilities."""
     cumulative = probabilities.cumsum(axis=1)
     draws = rng.random(len(probabilities))[:, None] * cumulative[:, -1:]
-    return np.minimum((draws >= cumulative).sum(axis=1), probabilities.shape[1] - 1)
+    chosen = np.minimum((draws >= cumulative).sum(axis=1), probabilities.shape[1] - 1)
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _customer_ids(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""The API's routes: scoring (behind authentication) and operations (health, metrics)."""

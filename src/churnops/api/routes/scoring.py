@@ -1,0 +1,142 @@
+"""``/predict``, ``/metadata`` and ``/admin/reload``: the routes behind authentication."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from churnops.api.body import BodyHold, check_content_type, parse_records, read_body
+from churnops.api.deps import Holder, Served
+from churnops.api.errors import json_response
+from churnops.api.metrics import Metrics
+from churnops.api.openapi import PREDICT_RESPONSES, RESPONSES, MetadataOut, ReloadOut
+from churnops.api.serving import ServedModel
+from churnops.config import Settings
+from churnops.inference import Scorer
+
+router = APIRouter()
+
+# Bodies up to this size (about 70 customer records) are scored on the event loop; larger ones in
+# the thread pool, so CPU-bound work never holds the loop for more than about a millisecond.
+INLINE_BODY_BYTES = 32 * 1024
+
+
+@router.post(
+    "/predict",
+    responses=PREDICT_RESPONSES,
+    summary="Predict churn for customer records",
+    description="Send a JSON array of customer records (values as JSON strings or numbers; "
+    "extra keys such as an ID are ignored). The request schema below is the served model's.",
+)
+async def predict(request: Request, model: Served) -> Response:
+    # Authentication has passed (a dependency of the router); only now is the body read.
+    check_content_type(request)
+    state = request.app.state
+    with state.body_budget.hold() as hold:
+        result, records = await _predict(request, state.settings, model, hold, state.metrics)
+    request.state.records = records
+    request.state.model_version = model.version
+    return Response(
+        result, media_type="application/json", headers={"X-Model-Version": model.version}
+    )
+
+
+async def _predict(
+    request: Request, settings: Settings, model: ServedModel, hold: BodyHold, metrics: Metrics
+) -> tuple[bytes, int]:
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
+    if len(body) <= INLINE_BODY_BYTES:
+        # A few records score in well under a millisecond, less than handing them to a worker
+        # thread costs (measured: 1-record throughput +30%, p99 at concurrency 8 halved).
+        return score_body(model.scorer, body, settings.max_records, metrics)
+    # At most two large bodies are parsed and scored at once (this machine's cores): the CPU
+    # is busy anyway, and the memory of parsing stays bounded.
+    limiter: anyio.CapacityLimiter = request.app.state.large_bodies
+    return await anyio.to_thread.run_sync(
+        score_body, model.scorer, body, settings.max_records, metrics, limiter=limiter
+    )
+
+
+def score_body(
+    scorer: Scorer, body: bytes | bytearray, max_records: int, metrics: Metrics
+) -> tuple[bytes, int]:
+    """Parse, validate and score a /predict body; return the response body and record count."""
+    records = parse_records(body, max_records)
+    scores = scorer.score_records(records)
+    positive = scorer.positive_label
+    negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
+    p = scores.positive_probability.tolist()
+    result: dict[str, Any] = {}
+    for i, (label, p_positive) in enumerate(zip(scores.labels, p, strict=True)):
+        result[str(i)] = {
+            "prediction": label,
+            "probability": p_positive if label == positive else 1.0 - p_positive,
+            "probabilities": {negative: 1.0 - p_positive, positive: p_positive},
+            "warnings": scores.warnings.get(i, []),
+        }
+    positives = sum(1 for label in scores.labels if label == positive)
+    if positives:
+        metrics.predictions.labels(positive).inc(positives)
+    if len(p) - positives:
+        metrics.predictions.labels(negative).inc(len(p) - positives)
+    metrics.records.observe(len(p))
+    return orjson.dumps(result), len(p)
+
+
+@router.get(
+    "/metadata", response_model=MetadataOut, responses=RESPONSES, summary="The served model"
+)
+async def metadata(model: Served) -> Response:
+    artifact, scorer = model.artifact, model.scorer
+    manifest = artifact.manifest
+    data = manifest.get("data", {})
+    source = data.get("source")
+    return json_response(
+        200,
+        {
+            "name": artifact.name,
+            "version": artifact.version,
+            "registry_version": model.location.registry_version,
+            "created_at": manifest.get("created_at"),
+            "synthetic_training_data": artifact.synthetic,
+            "runtime": scorer.runtime,
+            "fast_path": scorer.fast,
+            "fallback_reason": scorer.fallback_reason,
+            "classes": list(scorer.classes),
+            "positive_label": scorer.positive_label,
+            "threshold": scorer.threshold,
+            "schema": manifest["schema"],
+            "metrics": artifact.metrics,
+            "estimator": manifest.get("automl", {}).get("estimator_class"),
+            # The file's name only: where it lay on the training machine is nobody's business.
+            "data": {
+                "sha256": data.get("sha256"),
+                "rows": data.get("rows"),
+                "source": Path(str(source)).name if source else None,
+            },
+        },
+        headers={"X-Model-Version": model.version},
+    )
+
+
+@router.post(
+    "/admin/reload",
+    response_model=ReloadOut,
+    summary="Load the model again from its source (directory or registry alias)",
+    responses={409: {"description": "The new model was refused; the old one serves on."},
+               **RESPONSES},
+)  # fmt: skip
+async def admin_reload(holder: Holder) -> Response:
+    outcome, message = await holder.reload("admin call")
+    version = holder.model.version if holder.model else None
+    return json_response(
+        409 if outcome == "refused" else 200,
+        {"outcome": outcome, "detail": message, "version": version},
+        headers={"X-Model-Version": version or ""},
+    )
