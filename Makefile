@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOME_DIR ?= .churnops
 MODEL_DIR ?= $(HOME_DIR)/models/demo
 
-.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-serving bench-load
+.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-repeat bench-serving bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,18 +54,22 @@ bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → doc
 bench-load: install  ## reliability under load and hostile input (needs wrk) → docs/reliability.md
 	$(BIN)/python bench/load.py
 
-lint: install  ## ruff (lint + format check, bandit rules), mypy, pip-audit of the pins
+lint: install  ## ruff (lint, bandit rules, format), mypy --strict, import layers, pip-audit
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layers of docs/architecture.md
 	BIN=$(BIN) bash .ci/audit.sh  # offline-safe: skips with one line when it cannot reach the database
 
 format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench-quality: install  ## compare default training with reference models on the shared Telco data
+bench-quality: install  ## churnops train vs reference models on Telco and the dev tables → docs/quality.md
 	$(BIN)/python bench/quality.py
+
+bench-repeat: install  ## the same churnops train 3× per table: spread and time budget → docs/repeatability.md
+	$(BIN)/python bench/repeat.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

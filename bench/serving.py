@@ -466,8 +466,8 @@ def main() -> None:
 
         artifact = load_artifact(model)
         local["model"] = (
-            f"{artifact.manifest['automl']['estimator_class']} "
-            f"({artifact.manifest['automl']['best_config'].get('n_estimators')} trees), "
+            f"{artifact.manifest.estimator} "
+            f"({artifact.manifest.automl.best_config.get('n_estimators')} trees), "
             f"trained on {'synthetic' if artifact.synthetic else 'real'} data"
         )
     report = render(chapter, ours, local, args)

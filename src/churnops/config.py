@@ -8,7 +8,6 @@ secret files instead: ``CHURN_USER_FILE`` / ``CHURN_PASSWORD_FILE``.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -93,6 +92,29 @@ class Settings(BaseSettings):
             )
         return user, SecretStr(password)
 
+    def serving_credentials(self) -> tuple[str, SecretStr] | None:
+        """The credentials to serve with, after refusing what is unsafe to serve with.
+
+        Raises
+        ------
+        ConfigError
+            No credentials are configured and ``no_auth`` is false, or the password is too
+            weak and ``dev`` is false (with ``dev`` it is accepted; the service warns loudly).
+        """
+        credentials = self.credentials()
+        if credentials is None and not self.no_auth:
+            raise ConfigError(
+                "no credentials: set CHURN_USER and CHURN_PASSWORD (or CHURN_USER_FILE and "
+                "CHURN_PASSWORD_FILE), or pass --generate-credentials, or --no-auth"
+            )
+        weakness = self.password_weakness()
+        if weakness is not None and not self.dev:
+            raise ConfigError(
+                f"{weakness}: choose a stronger password (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(18))'), or start with --dev"
+            )
+        return credentials
+
     def password_weakness(self) -> str | None:
         """Why the configured password is too weak to serve with, or None when it is fine."""
         credentials = self.credentials()
@@ -135,8 +157,8 @@ def _one_of(name: str, value: str | None, file: Path | None) -> str | None:
     return text
 
 
-def read_settings() -> Settings:
-    """Read the settings from the environment now.
+def read_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment now; ``overrides`` (field names) win over it.
 
     Raises
     ------
@@ -144,7 +166,7 @@ def read_settings() -> Settings:
         A variable holds an invalid value; the message names the variable (not the value).
     """
     try:
-        return Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -155,9 +177,3 @@ def read_settings() -> Settings:
                 variable = name if name.startswith("CHURN_") else f"CHURN_{name}"
             problems.append(f"{variable}: {error['msg']}")
         raise ConfigError("invalid setting " + "; ".join(problems)) from None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The settings from the environment, read once on first use."""
-    return read_settings()

@@ -48,3 +48,7 @@ class RecordError(ChurnopsError):
 
 class LimitError(ChurnopsError):
     """A request exceeds a configured size limit."""
+
+
+class StartupError(ChurnopsError):
+    """A server could not start (the reason has been logged)."""

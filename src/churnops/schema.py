@@ -54,7 +54,12 @@ def parse_number(value: object) -> float:
     if isinstance(value, bool):  # bool is an int subclass; True is not a tenure
         raise NotANumberError("expected a number, got a boolean")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float64 (JSON allows any number of digits)
+            raise NotANumberError(
+                "expected a finite number, got an integer beyond float64"
+            ) from None
         if math.isnan(number):
             return math.nan
         if math.isinf(number):

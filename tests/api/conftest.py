@@ -5,14 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from churnops.api import create_app
-from churnops.artifact import ModelArtifact, write_artifact
-from churnops.inference.export import SERVING_DIR
+from churnops.api.app import create_app
+from churnops.artifact import SERVING_DIR, ModelArtifact, write_artifact
 
 from .support import make_settings
-
-# Filled in by write_artifact, so not copied from another manifest.
-GENERATED_KEYS = ("format", "format_version", "version", "created_at", "files")
 
 
 @pytest.fixture(scope="module")
@@ -37,5 +33,5 @@ def pipeline_only_model(synthetic_model, tmp_path_factory) -> ModelArtifact:
         for name in artifact.files
         if not name.startswith(f"{SERVING_DIR}/")
     }
-    manifest = {k: v for k, v in artifact.manifest.items() if k not in GENERATED_KEYS}
-    return write_artifact(tmp_path_factory.mktemp("models") / "pipeline-only", files, manifest)
+    description = artifact.manifest.description()
+    return write_artifact(tmp_path_factory.mktemp("models") / "pipeline-only", files, description)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from churnops.config import Settings, get_settings, read_settings
+from churnops.config import Settings, read_settings
 from churnops.errors import ConfigError
 
 
@@ -38,16 +38,13 @@ def test_importing_reads_no_setting():
     assert result.stdout.strip() == "ValidationError"
 
 
-def test_get_settings_reads_once(env):
-    get_settings.cache_clear()
-    try:
-        env.setenv("CHURN_MAX_RECORDS", "7")
-        first = get_settings()
-        env.setenv("CHURN_MAX_RECORDS", "8")
-        assert get_settings() is first
-        assert first.max_records == 7
-    finally:
-        get_settings.cache_clear()
+def test_overrides_win_over_the_environment(env):
+    env.setenv("CHURN_MAX_RECORDS", "7")
+    env.setenv("CHURN_PORT", "9000")
+    settings = read_settings(port=9100)
+    assert (settings.port, settings.max_records) == (9100, 7)
+    with pytest.raises(ConfigError, match=r"CHURN_PORT \(or PORT\)"):
+        read_settings(port=99999)
 
 
 def test_defaults(env):

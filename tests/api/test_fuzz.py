@@ -9,7 +9,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from churnops.api import create_app
+from churnops.api.app import create_app
 
 from .support import AUTH, make_settings
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churnops.api import create_app
+from churnops.api.app import create_app
 from churnops.api.body import WHOLE_PARSE_BYTES, BodyBudget, ServerBusyError, parse_records
 from churnops.artifact import load_artifact
 from churnops.errors import ChurnopsError, ConfigError, LimitError, RecordError
@@ -212,3 +212,16 @@ def test_body_budget_refuses_past_its_limit_and_frees_what_a_request_held():
                 second.take(30)  # 60 + 60 > 100
         assert budget.held == 60  # the second request gave back what it held
     assert budget.held == 0
+
+
+def test_an_integer_beyond_float64_in_a_large_body_is_a_422(large_client):
+    records = payload("chapter_request.json") * 200  # parsed element by element
+    body = (
+        json.dumps(records).encode().replace(b'"tenure": 1,', b'"tenure": 1' + b"0" * 400 + b",", 1)
+    )
+    assert len(body) > WHOLE_PARSE_BYTES
+    response = large_client.post(
+        "/predict", content=body, auth=AUTH, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == "tenure"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from churnops.api import create_app
+from churnops.api.app import create_app
 from churnops.api.observability import JsonFormatter
 from churnops.api.routes.scoring import INLINE_BODY_BYTES
 from churnops.config import Settings

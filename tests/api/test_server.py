@@ -180,7 +180,7 @@ def test_server_imports_neither_pandas_nor_sklearn(synthetic_model):
     code = f"""
 import json, sys
 from fastapi.testclient import TestClient
-from churnops.api import create_app
+from churnops.api.app import create_app
 from churnops.config import Settings
 settings = Settings(model={str(synthetic_model[1].path)!r}, user="u", password="p", dev=True)
 with TestClient(create_app(settings)) as client:

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from churnops.artifact import load_artifact, write_artifact
+from churnops.artifact import ModelDescription, load_artifact, write_artifact
 from churnops.errors import ArtifactError
 
 
@@ -25,23 +25,23 @@ def test_a_fresh_artifact_loads_and_predicts(copy, synthetic_model):
     pipeline = artifact.load_pipeline()
     assert pipeline.predict_proba(result.test.X.head(5)).shape == (5, 2)
     assert artifact.synthetic is True
-    manifest = artifact.manifest
+    manifest = artifact.manifest.to_json()
     for key in ("name", "version", "created_at", "data", "schema", "settings", "automl"):
         assert key in manifest
-    assert manifest["data"]["rows"] == result.dataset.rows
-    assert len(manifest["data"]["sha256"]) == 64
-    assert set(manifest["versions"]) >= {"flaml", "lightgbm", "scikit-learn"}
+    assert artifact.manifest.data.rows == result.rows.dataset.rows
+    assert len(artifact.manifest.data.sha256) == 64
+    assert set(artifact.manifest.versions) >= {"flaml", "lightgbm", "scikit-learn"}
 
 
 def test_every_file_is_listed_with_its_hash(copy):
-    manifest = json.loads((copy / "manifest.json").read_text())
+    raw = json.loads((copy / "manifest.json").read_text())
     on_disk = {p.name for p in copy.rglob("*") if p.is_file()} - {
         "manifest.json",
         "manifest.sha256",
     }
-    listed = {name.rsplit("/", 1)[-1] for name in manifest["files"]}
+    listed = {name.rsplit("/", 1)[-1] for name in raw["files"]}
     assert on_disk == listed
-    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+    assert all(len(entry["sha256"]) == 64 for entry in raw["files"].values())
 
 
 def _all_files(root):
@@ -84,7 +84,7 @@ def test_not_an_artifact(tmp_path):
 
 
 def test_rewriting_replaces_the_directory_atomically(tmp_path, synthetic_model):
-    meta = {"name": "x", "schema": synthetic_model[1].manifest["schema"]}
+    meta = ModelDescription(name="x", schema=synthetic_model[1].manifest.schema_)
     first = write_artifact(tmp_path / "m", {"a.txt": b"1"}, meta)
     second = write_artifact(tmp_path / "m", {"b.txt": b"2"}, meta)
     assert set(second.files) == {"b.txt"}

@@ -53,7 +53,7 @@ def test_n_estimators_range_takes_effect_for_every_estimator():
     )
     result = train_model(dataset, settings)
     searched = {}
-    for trial in result.history:
+    for trial in result.search.history:
         searched.setdefault(trial["learner"], []).append(trial["config"]["n_estimators"])
     assert set(searched) == {"lgbm", "rf"}
     for values in searched.values():
@@ -79,9 +79,10 @@ def test_evaluation_uses_held_out_rows_only(synthetic_model):
     result, _ = synthetic_model
     assert set(result.train.X.index).isdisjoint(result.test.X.index)
     assert result.metrics["rows"] == result.test.rows
+    # The metrics describe the model fitted without the test rows, not the refit on all rows.
     expected = evaluate(
         (result.test.y == "Yes").to_numpy(),
-        positive_probability(result.pipeline, result.test.X, "Yes"),
+        positive_probability(result.search.evaluated_pipeline, result.test.X, "Yes"),
         result.threshold,
     )
     assert result.metrics == expected

@@ -23,17 +23,24 @@ from churnops.artifact import (
     MANIFEST_DIGEST,
     SERVING_MODEL_SUFFIXES,
     SERVING_SPEC,
-    _digest_line,
     load_artifact,
     sha256_bytes,
 )
+from churnops.artifact.reader import _digest_line
 from churnops.cli import app
 from churnops.data.dataset import synthetic_dataset
 from churnops.data.sample import generate_customers
 from churnops.errors import ArtifactError
 from churnops.inference import load_scorer
-from churnops.inference.export import SPEC_FILE
-from churnops.inference.runtime import LIGHTGBM, TREELITE, load_tree_model
+from churnops.inference.runtime import (
+    RUNTIMES,
+    LightGBMRuntime,
+    PipelineRuntime,
+    TreeliteRuntime,
+    load_runtime,
+)
+
+LIGHTGBM, TREELITE = LightGBMRuntime.name, TreeliteRuntime.name
 
 CHURNOPS = str(Path(sys.executable).parent / "churnops")
 runner = CliRunner()
@@ -65,15 +72,15 @@ def resign(
     spec = json.loads((target / SERVING_SPEC).read_text())
     spec.update(spec_changes or {})
     (target / SERVING_SPEC).write_text(json.dumps(spec, indent=2) + "\n")
-    manifest = json.loads((target / MANIFEST).read_bytes())
+    raw = json.loads((target / MANIFEST).read_bytes())
     for name, data in (extra_files or {}).items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         (target / name).write_bytes(data)
-        manifest["files"][name] = {}
-    for name, entry in manifest["files"].items():
+        raw["files"][name] = {}
+    for name, entry in raw["files"].items():
         data = (target / name).read_bytes()
         entry.update(sha256=sha256_bytes(data), bytes=len(data))
-    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+    manifest_bytes = (json.dumps(raw, indent=2) + "\n").encode()
     (target / MANIFEST).write_bytes(manifest_bytes)
     (target / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
     return target
@@ -138,10 +145,10 @@ def test_a_manifest_listing_a_file_outside_the_directory_is_refused(model_dir, t
     outside = tmp_path / "outside.txt"
     outside.write_text("not part of the model\n")
     path = resign(model_dir, tmp_path / "edited")
-    manifest = json.loads((path / MANIFEST).read_bytes())
+    raw = json.loads((path / MANIFEST).read_bytes())
     data = outside.read_bytes()
-    manifest["files"]["../outside.txt"] = {"sha256": sha256_bytes(data), "bytes": len(data)}
-    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+    raw["files"]["../outside.txt"] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+    manifest_bytes = (json.dumps(raw, indent=2) + "\n").encode()
     (path / MANIFEST).write_bytes(manifest_bytes)
     (path / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
     with pytest.raises(ArtifactError, match=r"invalid file name '\.\./outside\.txt'") as raised:
@@ -171,19 +178,20 @@ def test_a_model_file_the_runtime_cannot_load_is_an_artifact_error(model_dir, tm
 @pytest.mark.parametrize("data", [b"", b"\x00\xff" * 50, b"tree\nversion=v4\nnum_class=3\n\n"])
 def test_the_runtimes_wrap_load_failures_naming_the_file(kind, data):
     with pytest.raises(ArtifactError) as raised:
-        load_tree_model(kind, data, 1, source="serving/x.bin")
+        load_runtime(kind, data, 1, source="serving/x.bin")
     message = _one_line(raised.value)
     assert message.startswith(f"serving/x.bin cannot be loaded as a {kind} model: ")
 
 
 def test_an_unknown_runtime_is_an_artifact_error():
     with pytest.raises(ArtifactError, match="unknown serving runtime 'onnx'"):
-        load_tree_model("onnx", b"", 1)
+        load_runtime("onnx", b"", 1)
 
 
 def test_the_writer_and_the_reader_agree_on_the_serving_names():
-    assert SPEC_FILE == SERVING_SPEC
-    assert set(SERVING_MODEL_SUFFIXES) == {LIGHTGBM, TREELITE}
+    # Every runtime a serving spec may name is one the reader accepts, with the same suffix.
+    data_only = {n: r.suffix for n, r in RUNTIMES.items() if r is not PipelineRuntime}
+    assert data_only == SERVING_MODEL_SUFFIXES
 
 
 @pytest.mark.parametrize("edit", ["missing", "wrong content"])

@@ -199,12 +199,7 @@ def test_fallback_when_no_serving_form(synthetic_model, tmp_path, customer):
     artifact = synthetic_model[1]
     files = {n: artifact.read_bytes(n) for n in artifact.files if not n.startswith("serving/")}
     files["serving/unavailable.json"] = json.dumps({"reason": "no runtime for SVC"}).encode()
-    meta = {
-        k: v
-        for k, v in artifact.manifest.items()
-        if k not in ("format", "format_version", "version", "created_at", "files")
-    }
-    copy = write_artifact(tmp_path / "m", files, meta)
+    copy = write_artifact(tmp_path / "m", files, artifact.manifest.description())
     scorer = load_scorer(copy)
     assert not scorer.fast
     assert scorer.fallback_reason == "no runtime for SVC"

@@ -52,7 +52,7 @@ def test_training_is_tracked_registered_promoted_and_rolled_back(data, tmp_path,
     assert "best_estimator" in recorded.data.params
     assert 0.5 < recorded.data.metrics["test.roc_auc"] <= 1
     artifact = load_artifact(tmp_path / "m1")
-    assert recorded.data.tags["churnops.data_sha256"] == artifact.manifest["data"]["sha256"]
+    assert recorded.data.tags["churnops.data_sha256"] == artifact.manifest.data.sha256
     assert recorded.data.tags["churnops.model_version"] == artifact.version
     assert recorded.data.tags["churnops.version.lightgbm"]
     logged = {f.path for f in mlflow.list_artifacts(run_id, "model")}

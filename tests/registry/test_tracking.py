@@ -43,18 +43,18 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
     assert recorded.info.status == "FINISHED"
 
     params = recorded.data.params
-    for key, value in manifest["settings"]["automl"].items():
+    for key, value in manifest.settings.automl.items():
         assert params[f"automl.{key}"] == (value if isinstance(value, str) else json.dumps(value))
     assert params["automl.max_iter"] == "3"
     assert params["automl.time_budget"] == "null"
     assert params["threshold.strategy"] == "f1"
     assert params["data.target"] == "Churn"
-    assert params["best_estimator"] == manifest["automl"]["best_estimator"]
-    for key in manifest["automl"]["best_config"]:
+    assert params["best_estimator"] == manifest.automl.best_estimator
+    for key in manifest.automl.best_config:
         assert f"best_config.{key}" in params
 
     metrics = recorded.data.metrics
-    test = manifest["metrics"]["test"]
+    test = manifest.test_metrics
     assert metrics["test.roc_auc"] == pytest.approx(test["roc_auc"])
     assert metrics["test.log_loss"] == pytest.approx(test["log_loss"])
     assert metrics["test.tp"] == test["confusion_matrix"]["tp"]
@@ -68,13 +68,13 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
 
     tags = recorded.data.tags
     assert tags["churnops.model_version"] == artifact.version
-    assert tags["churnops.data_sha256"] == manifest["data"]["sha256"]
+    assert tags["churnops.data_sha256"] == manifest.data.sha256
     assert tags["churnops.data_rows"] == "900"
     assert tags["churnops.data_source"] == str(customers_csv)
     assert tags["churnops.synthetic"] == "false"
-    assert tags["churnops.git_commit"] == (manifest["git"]["commit"] or "null")
-    assert tags["churnops.version.lightgbm"] == manifest["versions"]["lightgbm"]
-    assert tags["churnops.version.flaml"] == manifest["versions"]["flaml"]
+    assert tags["churnops.git_commit"] == ((manifest.git or {}).get("commit") or "null")
+    assert tags["churnops.version.lightgbm"] == manifest.versions["lightgbm"]
+    assert tags["churnops.version.flaml"] == manifest.versions["flaml"]
 
     # The whole verified directory under model/, its report also at the top.
     logged = {f.path for f in tracking.list_artifacts(run_id, "model")}

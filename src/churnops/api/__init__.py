@@ -1,5 +1,5 @@
-"""The HTTP API: ``create_app(settings)`` builds the FastAPI application."""
+"""The HTTP API: :func:`churnops.api.app.create_app` builds the FastAPI application.
 
-from churnops.api.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here, so a worker process can set up Prometheus' multiprocess mode (see
+:mod:`churnops.workflows.serving`) before :mod:`churnops.api.metrics` imports its client.
+"""

@@ -24,7 +24,6 @@ from churnops.api.openapi import describe_model
 from churnops.api.routes import operations, scoring
 from churnops.api.serving import ModelHolder, ModelLocation, ModelSource
 from churnops.config import Settings
-from churnops.errors import ConfigError
 
 log = logging.getLogger("churnops.api")
 
@@ -47,21 +46,10 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     Raises
     ------
     ConfigError
-        No credentials are configured and ``settings.no_auth`` is false, or the password is too
-        weak and ``settings.dev`` is false.
+        The settings are unsafe to serve with (see :meth:`Settings.serving_credentials`).
     """
-    credentials = settings.credentials()
-    if credentials is None and not settings.no_auth:
-        raise ConfigError(
-            "no credentials: set CHURN_USER and CHURN_PASSWORD (or *_FILE), "
-            "or start with --no-auth to serve without authentication"
-        )
+    credentials = settings.serving_credentials()
     weakness = settings.password_weakness()
-    if weakness is not None and not settings.dev:
-        raise ConfigError(
-            f"{weakness}: choose a stronger password (for example: python -c "
-            "'import secrets; print(secrets.token_urlsafe(18))'), or start with --dev"
-        )
     following = source is not None
     metrics = Metrics()
     holder = ModelHolder(source or (lambda: ModelLocation(Path(settings.model))), metrics)
@@ -139,13 +127,3 @@ def _on_sighup(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) 
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)
         return False
     return True
-
-
-def app_from_environment(source: ModelSource | None = None) -> FastAPI:
-    """Factory for uvicorn workers: settings from the environment."""
-    from churnops.api.observability import configure_logging
-    from churnops.config import get_settings
-
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    return create_app(settings, source)

@@ -7,325 +7,56 @@ Layout::
     pipeline.joblib    the fitted scikit-learn Pipeline (the portable deliverable)
     ...                serving form, reference profile, report, search history
 
-Every file is hashed and compared with the manifest before anything is deserialized; any
-difference (changed, missing or unlisted file) refuses the whole artifact. Nothing here imports
-pandas or scikit-learn, so the serving process can verify and read artifacts cheaply.
+:mod:`~churnops.artifact.manifest` is the contract (file names, the typed manifest),
+:mod:`~churnops.artifact.reader` verifies and reads, :mod:`~churnops.artifact.writer` writes.
 """
 
-from __future__ import annotations
+from churnops.artifact.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    HISTORY_FILE,
+    LAYOUT_FILE,
+    MANIFEST,
+    MANIFEST_DIGEST,
+    PIPELINE_FILE,
+    PROFILE_FILE,
+    REPORT_FILE,
+    SERVING_DIR,
+    SERVING_MODEL_SUFFIXES,
+    SERVING_SPEC,
+    UNAVAILABLE_FILE,
+    DataInfo,
+    FileEntry,
+    Manifest,
+    ModelDescription,
+    Threshold,
+    TrainingSettings,
+)
+from churnops.artifact.reader import ModelArtifact, load_artifact, sha256_bytes
+from churnops.artifact.writer import write_artifact
 
-import hashlib
-import io
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-from churnops.errors import ArtifactError, IntegrityError
-from churnops.schema import Schema
-
-FORMAT = "churnops-model"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-MANIFEST_DIGEST = "manifest.sha256"
-PIPELINE_FILE = "pipeline.joblib"
-# The data-only serving form (written by churnops.inference.export): a spec naming the runtime
-# and its model file. Part of the contract so the reader can check the spec's file names too.
-SERVING_SPEC = "serving/serving.json"
-SERVING_MODEL_SUFFIXES = {"lightgbm-text": ".txt", "treelite-checkpoint": ".treelite"}
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Return the hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A verified model directory.
-
-    Obtain one from :func:`load_artifact` (verifies) or :func:`write_artifact`.
-    """
-
-    path: Path
-    manifest: dict[str, Any]
-    schema: Schema
-
-    @property
-    def name(self) -> str:
-        """Model name."""
-        return str(self.manifest["name"])
-
-    @property
-    def version(self) -> str:
-        """Model version: creation time and a digest of the files."""
-        return str(self.manifest["version"])
-
-    @property
-    def threshold(self) -> float:
-        """Probability of the positive label at or above which it is predicted."""
-        return float(self.manifest["threshold"]["value"])
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Held-out metrics."""
-        return dict(self.manifest.get("metrics", {}))
-
-    @property
-    def synthetic(self) -> bool:
-        """Whether the model was trained on generated, not real, customers."""
-        return bool(self.manifest.get("data", {}).get("synthetic", False))
-
-    @property
-    def files(self) -> dict[str, dict[str, Any]]:
-        """Files listed in the manifest with their sha256 and size."""
-        return dict(self.manifest["files"])
-
-    def read_bytes(self, name: str) -> bytes:
-        """Return a listed file's bytes after checking them against the manifest again.
-
-        Reading and checking the same bytes means what is deserialized is what was verified.
-        """
-        entry = self.files.get(name)
-        if entry is None:
-            raise ArtifactError(f"{self.path}: {name} is not part of this artifact")
-        data = _read(self.path / name)
-        if sha256_bytes(data) != entry["sha256"]:
-            raise IntegrityError(f"{self.path / name}: sha256 does not match the manifest")
-        return data
-
-    def read_json(self, name: str) -> Any:
-        """Return a listed JSON file, verified."""
-        return json.loads(self.read_bytes(name))
-
-    def load_pipeline(self) -> Any:
-        """Deserialize the fitted scikit-learn Pipeline (joblib), from verified bytes.
-
-        Needs the training extra (scikit-learn, FLAML, LightGBM) installed.
-        """
-        import joblib  # only here: the serving fast path never unpickles
-
-        return joblib.load(io.BytesIO(self.read_bytes(PIPELINE_FILE)))
-
-
-def write_artifact(
-    out_dir: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]
-) -> ModelArtifact:
-    """Write ``files`` and a manifest listing their hashes to ``out_dir``.
-
-    ``manifest`` gives everything but ``format``, ``version``, ``created_at`` and ``files``,
-    which are filled in here. The directory is built beside ``out_dir`` and swapped in at the
-    end, so a failure leaves an existing artifact at ``out_dir`` untouched.
-    """
-    out = Path(out_dir)
-    for name in files:
-        problem = _name_problem(name)
-        if problem is not None:
-            raise ArtifactError(f"invalid artifact file name {name!r}: {problem}")
-    if out.exists() and not (
-        out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())
-    ):
-        raise ArtifactError(f"{out} exists and is not a churnops model directory; not overwriting")
-    listing = {
-        name: {"sha256": sha256_bytes(data), "bytes": len(data)}
-        for name, data in sorted(files.items())
-    }
-    created = datetime.now(UTC)
-    content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
-    full: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "version": f"{created:%Y%m%d%H%M%S}-{content_digest[:8]}",
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        **manifest,
-        "files": listing,
-    }
-    manifest_bytes = (
-        json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n"
-    ).encode()
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, data in files.items():
-            target = staging / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        (staging / MANIFEST).write_bytes(manifest_bytes)
-        (staging / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
-        os.chmod(staging, 0o755)  # noqa: S103  mkdtemp's 0700 would hide the model from a server user
-        _swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return load_artifact(out)
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    if not out.exists():
-        staging.rename(out)
-        return
-    retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(retired)
-    try:
-        staging.rename(out)
-    except BaseException:
-        retired.rename(out)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def load_artifact(path: str | Path) -> ModelArtifact:
-    """Open a model directory after verifying every file against its manifest.
-
-    Raises
-    ------
-    ArtifactError
-        The directory is missing or is not a churnops model.
-    IntegrityError
-        A file was changed, removed or added since the model was written; the message names it.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise ArtifactError(f"model directory not found: {root}")
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{root}: no {MANIFEST}; not a churnops model directory")
-    manifest_bytes = _read(manifest_path)
-    _check_manifest_digest(root, manifest_bytes)
-    try:
-        manifest = json.loads(manifest_bytes)
-    except ValueError as exc:
-        raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{manifest_path}: not a churnops model manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
-            f"(this churnops reads version {FORMAT_VERSION})"
-        )
-    listed = manifest.get("files", {})
-    if not isinstance(listed, dict) or not all(isinstance(e, dict) for e in listed.values()):
-        raise ArtifactError(f"{manifest_path}: 'files' is not a mapping of file entries")
-    for name in sorted(listed):
-        problem = _name_problem(name)
-        if problem is not None:
-            raise ArtifactError(f"{manifest_path}: invalid file name {name!r} ({problem})")
-    for name, entry in sorted(listed.items()):
-        file = root / name
-        if not file.is_file():
-            raise IntegrityError(f"{file}: listed in the manifest but missing")
-        if sha256_bytes(_read(file)) != entry.get("sha256"):
-            raise IntegrityError(f"{file}: sha256 does not match the manifest (file was changed)")
-    on_disk = {
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
-    }
-    unlisted = sorted(on_disk - set(listed) - {MANIFEST, MANIFEST_DIGEST})
-    if unlisted:
-        raise IntegrityError(f"{root / unlisted[0]}: file not listed in the manifest")
-    if not isinstance(manifest.get("schema"), dict):
-        raise ArtifactError(f"{manifest_path}: no feature schema; not a churnops model manifest")
-    if SERVING_SPEC in listed:
-        _check_serving_spec(root, listed)
-    return ModelArtifact(path=root, manifest=manifest, schema=Schema.from_dict(manifest["schema"]))
-
-
-def _name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be an artifact file name, or None when it can.
-
-    Names are relative POSIX paths inside the directory: no absolute paths, backslashes, empty,
-    ``.`` or ``..`` parts, so a manifest can never make the reader open a file elsewhere.
-    """
-    if not isinstance(name, str) or not name:
-        return "not a non-empty string"
-    if name in (MANIFEST, MANIFEST_DIGEST):
-        return "reserved for the manifest"
-    if "\\" in name or "\x00" in name:
-        return "backslash or NUL in the name"
-    if name.startswith("/"):
-        return "absolute path"
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        return "empty, '.' or '..' path component"
-    return None
-
-
-def _check_serving_spec(root: Path, listed: Mapping[str, Any]) -> None:
-    """Check the file names in the serving spec before any runtime reads what they name.
-
-    The spec is already verified against the manifest; this refuses a spec that is signed but
-    wrong: a model file that is not part of the artifact, or not of its runtime's kind.
-    """
-    spec_path = root / SERVING_SPEC
-    try:
-        spec = json.loads(_read(spec_path))
-    except ValueError as exc:
-        raise ArtifactError(f"{spec_path}: not valid JSON ({exc})") from None
-    if not isinstance(spec, dict):
-        raise ArtifactError(f"{spec_path}: not a serving spec (expected a JSON object)")
-    runtime = spec.get("runtime")
-    if runtime not in SERVING_MODEL_SUFFIXES:
-        known = ", ".join(SERVING_MODEL_SUFFIXES)
-        raise ArtifactError(f"{spec_path}: unknown serving runtime {runtime!r} (known: {known})")
-    for key in ("model_file", "layout_file"):
-        name = spec.get(key)
-        if name is None and key == "layout_file":
-            continue
-        problem = _name_problem(name)
-        if problem is None and name not in listed:
-            problem = "not a file of this artifact"
-        elif problem is None and name in (SERVING_SPEC, PIPELINE_FILE):
-            problem = "not a serving model or layout file"
-        if problem is not None:
-            raise ArtifactError(f"{spec_path}: {key} {name!r} is refused: {problem}")
-    model_file = str(spec["model_file"])
-    suffix = SERVING_MODEL_SUFFIXES[runtime]
-    if not model_file.endswith(suffix) or model_file == spec.get("layout_file"):
-        raise ArtifactError(
-            f"{spec_path}: model_file {model_file!r} is refused: a {runtime} model is a "
-            f"{suffix} file"
-        )
-    positive = spec.get("positive_index")
-    if type(positive) is not int or positive not in (0, 1):
-        raise ArtifactError(f"{spec_path}: positive_index must be 0 or 1, got {positive!r}")
-    classes = spec.get("classes")
-    if not isinstance(classes, list) or len(classes) != 2:
-        raise ArtifactError(f"{spec_path}: classes must list the two classes, got {classes!r}")
-
-
-def _digest_line(manifest_bytes: bytes) -> bytes:
-    """The manifest's digest in ``sha256sum`` format, so ``sha256sum -c`` can check it too."""
-    return f"{sha256_bytes(manifest_bytes)}  {MANIFEST}\n".encode()
-
-
-def _check_manifest_digest(root: Path, manifest_bytes: bytes) -> None:
-    digest_path = root / MANIFEST_DIGEST
-    if not digest_path.is_file():
-        raise IntegrityError(f"{digest_path}: missing; the manifest cannot be verified")
-    recorded = _read(digest_path)
-    if recorded != _digest_line(manifest_bytes):
-        if recorded.split()[:1] == _digest_line(manifest_bytes).split()[:1]:
-            raise IntegrityError(f"{digest_path}: altered (expected exactly one sha256sum line)")
-        raise IntegrityError(
-            f"{root / MANIFEST}: sha256 does not match {MANIFEST_DIGEST} (file was changed)"
-        )
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from exc
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays from FLAML configs and metrics
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in a manifest")
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "HISTORY_FILE",
+    "LAYOUT_FILE",
+    "MANIFEST",
+    "MANIFEST_DIGEST",
+    "PIPELINE_FILE",
+    "PROFILE_FILE",
+    "REPORT_FILE",
+    "SERVING_DIR",
+    "SERVING_MODEL_SUFFIXES",
+    "SERVING_SPEC",
+    "UNAVAILABLE_FILE",
+    "DataInfo",
+    "FileEntry",
+    "Manifest",
+    "ModelArtifact",
+    "ModelDescription",
+    "Threshold",
+    "TrainingSettings",
+    "load_artifact",
+    "sha256_bytes",
+    "write_artifact",
+]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from churnops.artifact import ModelArtifact
 from churnops.errors import ChurnopsError
 
 app = typer.Typer(
@@ -21,6 +19,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# --tracking-uri, the same on every command that uses the MLflow store.
+UriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite in .churnops/].",
+    ),
+]
 console = Console()
 err_console = Console(stderr=True)
 
@@ -41,40 +47,3 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-
-
-Command = Callable[..., None]
-
-
-def project_home() -> Path:
-    """The project's data directory (``CHURN_HOME``, default ``.churnops``)."""
-    from churnops.config import Settings
-
-    return Settings().home
-
-
-def tracking_uri(explicit: str | None = None) -> str:
-    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the local SQLite store."""
-    from churnops.registry.tracking import resolve_tracking_uri
-
-    return resolve_tracking_uri(explicit, project_home())
-
-
-def model_path(ref: str, uri: str | None = None) -> Path:
-    """A local artifact directory for ``ref``: a directory, or ``models:/NAME@ALIAS|/VERSION``.
-
-    Registry references resolve through MLflow (``uri``, else :func:`tracking_uri`) to a
-    verified copy cached under ``HOME/cache/NAME/VERSION``.
-    """
-    from churnops.registry.models import is_registry_ref, resolve_model
-
-    if not is_registry_ref(ref):
-        return Path(ref)
-    return resolve_model(ref, tracking_uri(uri), project_home())
-
-
-def open_model(ref: str, uri: str | None = None) -> ModelArtifact:
-    """Load and verify the model ``ref`` names (a directory or a registry reference)."""
-    from churnops.artifact import load_artifact
-
-    return load_artifact(model_path(ref, uri))

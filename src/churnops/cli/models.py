@@ -11,15 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from churnops.cli.app import (
-    app,
-    console,
-    err_console,
-    fail,
-    project_home,
-    tracking_uri,
-    user_errors,
-)
+from churnops.cli.app import UriOption, app, console, err_console, fail, user_errors
+from churnops.workflows.models import project_home, tracking_uri
 
 models_app = typer.Typer(
     help="Registered models: versions and the champion / challenger aliases.",
@@ -27,13 +20,6 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-UriOption = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite in .churnops/].",
-    ),
-]
 EXIT_DIFFERENT = 3
 
 
@@ -152,11 +138,11 @@ def reproduce(
 
         uri = _uri(tracking)
         run_id, recorded = recorded_model(ref, uri, project_home())
-        settings = recorded.manifest["settings"]["automl"]
+        settings = recorded.manifest.settings.automl
         console.print(
             f"recorded: {recorded.name} {recorded.version} (run {run_id}), "
-            f"data {recorded.manifest['data']['sha256'][:12]}…, seed {settings['seed']}, "
-            f"max_iter {settings['max_iter']}, time budget {settings['time_budget']}"
+            f"data {recorded.manifest.data.sha256[:12]}…, seed {settings.get('seed')}, "
+            f"max_iter {settings.get('max_iter')}, time budget {settings.get('time_budget')}"
         )
         report = refit(recorded, data, allow_data_change)
         for warning in report.warnings:

@@ -12,16 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from churnops.cli.app import (
-    app,
-    console,
-    err_console,
-    fail,
-    open_model,
-    project_home,
-    tracking_uri,
-    user_errors,
-)
+from churnops.cli.app import UriOption, app, console, err_console, user_errors
+from churnops.workflows.models import open_model, project_home, tracking_uri
 
 if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
@@ -30,11 +22,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_SYNTHETIC_ROWS = 5000
+ESTIMATORS_HELP = "Comma-separated: lgbm, rf, extra_tree, lgbm_linear (LightGBM, linear leaves)."
+REFIT_HELP = (
+    "After the held-out evaluation, fit the chosen configuration again on every row (the "
+    "metrics stay the held-out ones). --no-refit exports the evaluated model."
+)
+EVAL_METHOD_HELP = "How trials are ranked: cv (cross-validation), holdout or auto (FLAML's choice)."
 
 
-def _split(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
+def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
@@ -77,10 +73,10 @@ def train(
     metric: Annotated[
         str | None, typer.Option("--metric", help="FLAML metric to optimise.")
     ] = None,
-    estimators: Annotated[
-        str | None, typer.Option("--estimators", help="Comma-separated: lgbm, rf, extra_tree.")
-    ] = None,
+    estimators: Annotated[str | None, typer.Option("--estimators", help=ESTIMATORS_HELP)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of split and search.")] = 42,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help=REFIT_HELP)] = True,
+    eval_method: Annotated[str, typer.Option("--eval-method", help=EVAL_METHOD_HELP)] = "cv",
     test_size: Annotated[float, typer.Option("--test-size", help="Held-out share.")] = 0.2,
     threshold: Annotated[
         str,
@@ -96,13 +92,7 @@ def train(
         int, typer.Option("--rows", min=100, help="Synthetic customers when --data is not given.")
     ] = DEFAULT_SYNTHETIC_ROWS,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show FLAML's search log.")] = False,
-    tracking_uri_option: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite in .churnops/].",
-        ),
-    ] = None,
+    tracking_uri_option: UriOption = None,
     no_tracking: Annotated[
         bool, typer.Option("--no-tracking", help="Do not record the run in MLflow.")
     ] = False,
@@ -114,36 +104,33 @@ def train(
     ] = "churnops",
 ) -> None:
     """Search, fit and evaluate a churn model; export it as a verified artifact."""
+    from churnops.data.dataset import DataSpec
+    from churnops.workflows import training
+
     with user_errors():
-        uri = None
-        if no_tracking:
-            if register:
-                fail("--register needs tracking; drop --no-tracking")
+        if no_tracking and not register:
             err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
-        else:
-            from churnops.registry.tracking import check_tracking
-
-            uri = tracking_uri(tracking_uri_option)
-            check_tracking(uri)  # before the search, so a bad URI costs seconds, not a budget
-        from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
-        from churnops.pipeline.train import export_model, train_model
-
-        settings = _automl_settings(time_budget, max_iter, metric, estimators, seed)
-        policy = _threshold_policy(threshold, cost_fp, cost_fn)
-        if data is None:
-            dataset = synthetic_dataset(rows, seed=seed)
+        request = training.TrainRequest(
+            settings=_automl_settings(
+                time_budget, max_iter, metric, estimators, seed, refit, eval_method
+            ),
+            policy=_threshold_policy(threshold, cost_fp, cost_fn),
+            out=out or project_home() / "models" / name,
+            name=name,
+            data=data,
+            spec=DataSpec(target, positive_label, _split(id_columns), _split(drop_columns)),
+            synthetic_rows=rows,
+            test_size=test_size,
+            tracking_uri=None if no_tracking else tracking_uri(tracking_uri_option),
+            experiment=experiment,
+            register=register,
+        )
+        dataset = training.load_training_data(request)
+        if dataset.synthetic:
             err_console.print(
                 f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
                 "(Telco-like, not real). Pass --data FILE to train on your own table."
             )
-        else:
-            spec = DataSpec(
-                target=target,
-                positive_label=positive_label,
-                id_columns=_split(id_columns) or (),
-                drop_columns=_split(drop_columns) or (),
-            )
-            dataset = load_dataset(data, spec)
         for note in dataset.notes:
             err_console.print(f"[yellow]note:[/] {note}")
         console.print(
@@ -151,28 +138,19 @@ def train(
         )
         if not verbose:
             logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
-        result = _with_progress(
-            lambda: train_model(dataset, settings, policy, test_size=test_size),
-            settings.time_budget,
-        )
-        artifact = export_model(result, out or project_home() / "models" / name, name=name)
-        _print_summary(artifact, result.automl)
-        if uri is not None:
-            from churnops.registry.tracking import TrackingError, log_training
-
-            try:
-                run_id = log_training(artifact, uri, project_home(), experiment)
-            except TrackingError as exc:
-                fail(f"{exc} (the model itself is saved and verified at {artifact.path})")
-            console.print(f"MLflow run: {run_id} ({uri}, experiment {experiment!r})")
-            if register:
-                from churnops.registry.models import register as register_version
-
-                version = register_version(run_id, register, uri)
-                console.print(
-                    f"registered as {register} version {version} "
-                    f"(promote: churnops models promote {register} {version})"
-                )
+        budget = request.settings.time_budget
+        result = _with_progress(lambda: training.fit(request, dataset), budget)
+        outcome = training.export_and_record(request, result)
+        _print_summary(outcome.artifact)
+        if outcome.run_id is not None:
+            console.print(
+                f"MLflow run: {outcome.run_id} ({request.tracking_uri}, experiment {experiment!r})"
+            )
+        if outcome.registered_version is not None:
+            console.print(
+                f"registered as {register} version {outcome.registered_version} "
+                f"(promote: churnops models promote {register} {outcome.registered_version})"
+            )
 
 
 def _automl_settings(
@@ -181,10 +159,17 @@ def _automl_settings(
     metric: str | None,
     estimators: str | None,
     seed: int,
+    refit: bool = True,
+    eval_method: str = "cv",
 ) -> AutoMLSettings:
     from churnops.pipeline.build import AutoMLSettings
 
-    kwargs: dict[str, Any] = {"seed": seed, "max_iter": max_iter}
+    kwargs: dict[str, Any] = {
+        "seed": seed,
+        "max_iter": max_iter,
+        "refit": refit,
+        "eval_method": eval_method,
+    }
     kwargs["time_budget"] = time_budget if time_budget or max_iter else 60.0
     if metric:
         kwargs["metric"] = metric
@@ -235,11 +220,19 @@ def _with_progress(work: Callable[[], T], budget: float | None) -> T:
             ticker.join()
 
 
-def _print_summary(artifact: ModelArtifact, automl: dict[str, Any]) -> None:
-    test = artifact.metrics["test"]
+def _print_summary(artifact: ModelArtifact) -> None:
+    manifest = artifact.manifest
+    search, test = manifest.automl, manifest.test_metrics
+    selection, final = manifest.fitting.selection, manifest.fitting.final
+    if selection is not None:
+        method = selection.flaml_eval_method or selection.method
+        ranked = f"{selection.n_splits}-fold CV" if method == "cv" else method
+        how = f", ranked by {ranked} on {selection.rows} rows"
+    else:
+        how = ""
     console.print(
-        f"best estimator: {automl['best_estimator']} after {automl['trials']} trials "
-        f"({automl['estimator_class']})"
+        f"best estimator: {search.best_estimator} after {search.trials} trials "
+        f"({search.estimator_class}){how}"
     )
     console.print(
         "held-out test: "
@@ -250,6 +243,11 @@ def _print_summary(artifact: ModelArtifact, automl: dict[str, Any]) -> None:
         )
         + f" (threshold {artifact.threshold:.3f}, {test['rows']} rows)"
     )
+    if final.refit:
+        console.print(
+            f"exported model: refitted on all {final.rows} rows "
+            "(the metrics above are the held-out model's)"
+        )
     if artifact.synthetic:
         err_console.print("[bold yellow]note:[/] this model was trained on SYNTHETIC data.")
     console.print(f"artifact: [bold]{artifact.path}[/] (version {artifact.version}, verified)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -57,10 +58,16 @@ def looks_like_id(series: pd.Series) -> bool:
 
 
 def to_numeric(values: Iterable[object]) -> np.ndarray:
-    """Parse a column's values as float64; blanks become NaN; invalid values raise ValueError."""
-    array = np.asarray(values if not isinstance(values, pd.Series) else values.to_numpy())
+    """Parse a column's values as float64 by :func:`parse_number`; blanks become NaN.
+
+    Raises :class:`NotANumberError` (a ValueError) for a value that is not a finite number.
+    """
+    array = _values(values)
     if array.dtype.kind in "iuf":
-        return array.astype(np.float64, copy=False)
+        numbers = array.astype(np.float64, copy=False)
+        if np.isinf(numbers).any():
+            parse_number(math.inf)  # raises, with the rule's own message
+        return numbers
     # parse_number is the one definition of a number, shared with the serving path.
     return np.fromiter(
         (parse_number(v.item() if isinstance(v, np.generic) else v) for v in array),
@@ -70,13 +77,22 @@ def to_numeric(values: Iterable[object]) -> np.ndarray:
 
 
 def to_categories(values: Iterable[object]) -> np.ndarray:
-    """Read a column's values as text categories; blanks become NaN (object array)."""
-    array = np.asarray(values if not isinstance(values, pd.Series) else values.to_numpy())
+    """Read a column's values as text categories by :func:`as_category`; blanks become NaN."""
+    array = _values(values)
     out = np.empty(len(array), dtype=object)
     for i, value in enumerate(array):
         category = as_category(value.item() if isinstance(value, np.generic) else value)
         out[i] = np.nan if category is None else category
     return out
+
+
+def _values(values: Iterable[object]) -> np.ndarray:
+    """The values as an array, each value as given (numpy would turn ``[1.0, "a"]`` into text)."""
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        return values
+    return np.fromiter(values, dtype=object)
 
 
 def clean_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:

@@ -18,17 +18,10 @@ from churnops.schema import Kind, Schema, as_category
 class DataSpec:
     """Which column is the target, which label means churn, which columns to leave out.
 
-    Attributes
-    ----------
-    target
-        Target column.
-    positive_label
-        Value of the target that means the customer churned.
-    id_columns
-        Identifier columns, dropped inside the model (callers may still send them). Configured
-        ones that the table lacks are skipped; text columns unique per row are added.
-    drop_columns
-        Further columns to ignore; each must exist in the table.
+    ``target`` names the target column and ``positive_label`` the value that means the
+    customer churned. ``id_columns`` are identifiers, dropped inside the model (callers may
+    still send them): configured ones that the table lacks are skipped, and text columns unique
+    per row are added. ``drop_columns`` are further columns to ignore; each must exist.
     """
 
     target: str = "Churn"

@@ -5,6 +5,12 @@ columns in order, then one indicator column per category the one-hot encoder lea
 record follows the same rules as the pipeline (:func:`churnops.schema.parse_number` for numbers,
 :func:`churnops.schema.as_category` for categories, unseen categories give all-zero indicators)
 so the matrix is identical, value for value, to what ``prepare.transform`` returns.
+
+The rules are applied value by value, except where a vectorised reading is proven to give the
+same result: a known category written verbatim, a number spelled by ``NUMBER_PATTERN`` within
+``MAX_NUMBER_CHARS``, a blank, an int or float. Every other value goes through the rule itself,
+so the records path and the columns path agree on numbers, problems and warnings
+(``tests/inference/test_encoding_rules.py`` checks it with generated values).
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from churnops.errors import RecordError
 from churnops.schema import (
     BLANK_CHARS,
+    MAX_NUMBER_CHARS,
     NUMBER_PATTERN,
     NotANumberError,
     as_category,
@@ -26,8 +33,12 @@ from churnops.schema import (
     quote_value,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 MAX_PROBLEMS = 20
 _ABSENT = object()
+_REQUIRED = "a value is required"
 
 
 @dataclass(frozen=True)
@@ -151,18 +162,26 @@ class FeatureLayout:
                     problems.append(_problem(i, numeric.name, str(exc)))
                     continue
                 if number != number and not numeric.allows_missing:  # NaN
-                    problems.append(_problem(i, numeric.name, "a value is required"))
+                    problems.append(_problem(i, numeric.name, _REQUIRED))
                     continue
                 row[j] = number
             offset = n_numeric
             for column in self.categorical:
                 value = record.get(column.name, _ABSENT)
-                if value is _ABSENT:
-                    problems.append(_problem(i, column.name, "missing field"))
-                elif isinstance(value, str) and value in column.index:
+                if isinstance(value, str) and value in column.index:
                     row[offset + column.index[value]] = 1.0  # the common case, first
+                elif value is _ABSENT:
+                    problems.append(_problem(i, column.name, "missing field"))
                 else:
-                    self._encode_other(i, column, value, row, offset, problems, warnings)
+                    try:
+                        code = _code(column, value)
+                    except _RefusedError as exc:
+                        problems.append(_problem(i, column.name, exc.problem))
+                    else:
+                        if isinstance(code, str):
+                            warnings.setdefault(i, []).append(_unseen(column, code))
+                        elif code >= 0:
+                            row[offset + code] = 1.0
                 offset += column.width
             if len(problems) >= MAX_PROBLEMS:
                 break
@@ -170,46 +189,15 @@ class FeatureLayout:
             raise RecordError(problems[:MAX_PROBLEMS])
         return Encoded(matrix, warnings)
 
-    @staticmethod
-    def _encode_other(
-        i: int,
-        column: CategoricalColumn,
-        value: object,
-        row: np.ndarray,
-        offset: int,
-        problems: list[dict[str, object]],
-        warnings: dict[int, list[str]],
-    ) -> None:
-        if isinstance(value, list | dict):
-            problems.append(_problem(i, column.name, f"expected text, got {_json_type(value)}"))
-            return
-        try:
-            category = as_category(value)
-        except TypeError as exc:
-            problems.append(_problem(i, column.name, str(exc)))
-            return
-        if category is None:
-            if not column.allows_missing:
-                problems.append(_problem(i, column.name, "a value is required"))
-            elif column.missing_is_category:
-                row[offset + len(column.categories)] = 1.0
-            return
-        position = column.index.get(category)
-        if position is None:
-            warnings.setdefault(i, []).append(_unseen(column, category))
-            return
-        row[offset + position] = 1.0
-
     # -- columns (batch scoring) -------------------------------------------------------------
 
     def encode_columns(self, columns: Mapping[str, Any], rows: int) -> Encoded:
         """Encode a columnar batch (e.g. a table read from a file), vectorised.
 
-        Uses pandas for hashing and number parsing at batch speed; pandas is imported here,
-        never on the API's path.
+        Gives what :meth:`encode_records` gives for the same values, problems listed in the
+        same order. Uses pyarrow for text at batch speed; pyarrow is imported here, never on
+        the API's path.
         """
-        import pandas as pd
-
         names = [c.name for c in self.numeric] + [c.name for c in self.categorical]
         missing = [name for name in names if name not in columns]
         if missing:
@@ -221,208 +209,256 @@ class FeatureLayout:
         # Column-major: each feature is written as one contiguous column (LightGBM reads either);
         # every column is written below, so the memory need not be zeroed first.
         matrix = np.empty((rows, self.width), dtype=np.float64, order="F")
-        problems: list[dict[str, object]] = []
+        problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
         warnings: dict[int, list[str]] = {}
         for j, numeric in enumerate(self.numeric):
-            values = columns[numeric.name]
-            parsed = _arrow_numbers(values)
-            if parsed is None:
-                parsed = _numbers(pd, numeric, values, problems)
-            elif not numeric.allows_missing:
-                for k in np.flatnonzero(np.isnan(parsed))[:MAX_PROBLEMS]:
-                    problems.append(_problem(int(k), numeric.name, "a value is required"))
-            matrix[:, j] = parsed
+            matrix[:, j] = _numbers(numeric, _cells(columns[numeric.name]), j, problems)
         offset = len(self.numeric)
-        for categorical in self.categorical:
-            values = columns[categorical.name]
-            codes = _arrow_codes(values, categorical)
-            if codes is None:
-                codes = _category_codes(pd, categorical, values, problems, warnings)
-            else:
-                rest = np.flatnonzero(codes < 0)
-                if len(rest):  # the rare values that are not a known category verbatim
-                    objects = _to_objects(values, rest)
-                    codes[rest] = _category_codes(
-                        pd, categorical, objects, problems, warnings, rows=rest
-                    )
+        for j, categorical in enumerate(self.categorical, start=len(self.numeric)):
+            cells = _cells(columns[categorical.name])
+            codes = _category_codes(categorical, cells, j, problems, warnings)
             for k in range(categorical.width):
                 matrix[:, offset + k] = codes == k
             offset += categorical.width
         if problems:
-            raise RecordError(problems[:MAX_PROBLEMS])
+            problems.sort(key=lambda p: (p[0], p[1]))  # record by record, as encode_records
+            raise RecordError(
+                [_problem(i, names[j], text) for i, j, text in problems[:MAX_PROBLEMS]]
+            )
         return Encoded(matrix, warnings)
 
 
-def _arrow_strings(values: Any) -> Any:
-    """``values`` as an Arrow string array when it already is one (pandas' text columns)."""
+# -- one value, by the rules of churnops.schema ---------------------------------------------
+
+
+class _RefusedError(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _code(column: CategoricalColumn, value: object) -> int | str:
+    """Where ``value`` goes in ``column``'s one-hot block, by :func:`as_category`.
+
+    Returns the position of its indicator, -1 for none (an allowed missing value) or the
+    category's text when it was not seen in training (scored as none, with a warning).
+    Raises ``_RefusedError`` naming the problem.
+    """
+    if isinstance(value, list | dict):
+        raise _RefusedError(f"expected text, got {_json_type(value)}")
     try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - batch scoring comes with pyarrow
-        return None
+        category = as_category(value)
+    except TypeError as exc:
+        raise _RefusedError(str(exc)) from None
+    if category is None:
+        if not column.allows_missing:
+            raise _RefusedError(_REQUIRED)
+        return len(column.categories) if column.missing_is_category else -1
+    return column.index.get(category, category)
+
+
+# -- columns: vectorised where proven equal to the rules, the rules elsewhere ------------------
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """A batch column in the form read fastest: Arrow text (nulls for NaN or None), a numpy
+    number or boolean array, or else Python objects."""
+
+    text: pa.Array | None = None
+    numbers: np.ndarray | None = None
+    objects: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        for part in (self.text, self.numbers, self.objects):
+            if part is not None:
+                return len(part)
+        return 0
+
+    def values(self, rows: np.ndarray) -> list[object]:
+        """The Python values at ``rows``, as the rules read them."""
+        if self.text is not None:
+            return list(self.text.take(rows).to_pylist())
+        if self.numbers is not None:
+            return list(self.numbers[rows].tolist())
+        assert self.objects is not None
+        return [v.item() if isinstance(v, np.generic) else v for v in self.objects[rows]]
+
+
+def _cells(values: Any) -> _Cells:
+    import pyarrow as pa
+
     if hasattr(values, "array") and "Arrow" in type(values.array).__name__:
-        values = pa.array(values)
+        values = pa.array(values)  # pandas' Arrow-backed text: no copy
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    if isinstance(values, pa.Array) and (
-        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-    ):
-        return values
-    return None
-
-
-def _arrow_numbers(values: Any) -> np.ndarray | None:
-    """Parse an Arrow text column at C++ speed; None when it needs the exact, slow path."""
-    strings = _arrow_strings(values)
-    if strings is None:
-        return None
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim(strings, characters=BLANK_CHARS)
-    blank = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, ""))
-    # Arrow's parser reads more than the rule does ("1e300", "inf"): every non-blank value must
-    # spell a number by the rule (RE2, linear time) or the exact path decides.
-    spelled = pc.match_substring_regex(trimmed, f"^(?:{NUMBER_PATTERN})$")
-    if not pc.all(pc.or_kleene(blank, spelled)).as_py():
-        return None
+    if isinstance(values, pa.Array):
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return _Cells(text=values)
+        values = values.to_numpy(zero_copy_only=False)
+    array = np.asarray(values)
+    if array.dtype.kind in "iufb":
+        return _Cells(numbers=array)
+    array = array.astype(object)
     try:
-        parsed = pc.cast(pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed), pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # something is not a number: the exact path names it
-    numbers = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
-    if (
-        not np.isfinite(numbers[~np.isnan(numbers)]).all()
-        or np.isnan(numbers[~np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)]).any()
-    ):
-        return None  # "inf", "nan" and friends: parse_number decides
-    return numbers
-
-
-def _arrow_codes(values: Any, column: CategoricalColumn) -> np.ndarray | None:
-    """Positions of an Arrow text column's values among the known categories (-1: other)."""
-    strings = _arrow_strings(values)
-    if strings is None:
-        return None
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    known = pa.array(list(column.categories), type=strings.type)
-    codes = pc.fill_null(pc.index_in(strings, value_set=known), -1)
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _to_objects(values: Any, rows: np.ndarray) -> np.ndarray:
-    strings = _arrow_strings(values)
-    taken = strings.take(rows).to_pylist() if strings is not None else np.asarray(values)[rows]
-    return np.asarray(taken, dtype=object)
+        text = pa.array(array, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _Cells(objects=array)  # not all text: numbers, booleans, other objects
+    # from_pandas reads NaN as null; anything else null (pandas' NA) is left to the rules.
+    nulls = np.flatnonzero(text.is_null().to_numpy(zero_copy_only=False))
+    if all(v is None or (isinstance(v, float) and v != v) for v in array[nulls]):
+        return _Cells(text=text)
+    return _Cells(objects=array)
 
 
 def _numbers(
-    pd: Any, column: NumericColumn, values: Any, problems: list[dict[str, object]]
+    column: NumericColumn, cells: _Cells, position: int, problems: list[tuple[int, int, str]]
 ) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind in "iuf":
-        numbers = array.astype(np.float64)
-        bad = np.isinf(numbers)
+    """A numeric column as float64 by :func:`parse_number`; its problems go to ``problems``."""
+    if cells.text is not None:
+        numbers, exact = _parse_text(cells.text)
+    elif cells.numbers is not None and cells.numbers.dtype.kind != "b":
+        numbers = cells.numbers.astype(np.float64)
+        exact = np.flatnonzero(np.isinf(numbers))  # refused: the rule says why
+    elif cells.numbers is not None:  # booleans: refused, each by the rule
+        numbers, exact = np.full(len(cells), np.nan), np.arange(len(cells))
     else:
-        array = array.astype(object)
-        # Blanks are missing; everything else must parse. numpy parses numeric text at C speed;
-        # a column with anything else takes pandas' coercing parser, then the exact rule below.
-        blank = (array == "") | (array == " ") | pd.isna(array)
-        numbers = np.full(len(array), np.nan)
+        assert cells.objects is not None
+        numbers, exact = _parse_objects(cells.objects)
+    refused = np.zeros(len(numbers), dtype=bool)
+    shown = 0  # a column's first problems are all that can be among the first overall
+    for k, value in zip(exact.tolist(), cells.values(exact), strict=True):
         try:
-            numbers[~blank] = array[~blank].astype(np.float64)
-            exotic = np.zeros(len(array), dtype=bool)
-        except (ValueError, TypeError):
-            parsed = pd.to_numeric(pd.Series(array[~blank], dtype=object), errors="coerce")
-            numbers[~blank] = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
-            exotic = ~blank
-        suspicious = ~blank & (exotic | ~np.isfinite(numbers))
-        # numpy's parser reads more than the rule does ("1_0", other scripts' digits, "1e300"):
-        # any text that does not spell a number by the rule goes to parse_number.
-        is_text = np.fromiter((isinstance(v, str) for v in array), dtype=bool, count=len(array))
-        candidates = np.flatnonzero(~blank & ~exotic & is_text)
-        if len(candidates):
-            text = pd.Series(array[candidates], dtype=object).str.strip(BLANK_CHARS)
-            spelled = text.str.fullmatch(NUMBER_PATTERN).to_numpy(dtype=bool)
-            suspicious[candidates[~spelled]] = True
-        kinds = pd.api.types.infer_dtype(array[~blank], skipna=True)
-        if kinds not in ("string", "floating", "integer", "mixed-integer-float", "empty"):
-            suspicious |= ~blank  # booleans or other objects: let parse_number judge each
-        bad = np.zeros(len(array), dtype=bool)
-        for k in np.flatnonzero(suspicious):
-            value = array[k]
-            try:
-                number = parse_number(value.item() if isinstance(value, np.generic) else value)
-            except NotANumberError:
-                bad[k] = True
-                continue
-            numbers[k] = number
-            blank[k] = number != number
-    for k in np.flatnonzero(bad)[:MAX_PROBLEMS]:
-        value = array[k]
-        try:
-            parse_number(value.item() if isinstance(value, np.generic) else value)
-            reason = "expected a finite number"
+            numbers[k] = parse_number(value)
         except NotANumberError as exc:
-            reason = str(exc)
-        problems.append(_problem(int(k), column.name, reason))
+            numbers[k], refused[k] = np.nan, True
+            if shown < MAX_PROBLEMS:
+                problems.append((k, position, str(exc)))
+                shown += 1
     if not column.allows_missing:
-        for k in np.flatnonzero(np.isnan(numbers) & ~bad)[:MAX_PROBLEMS]:
-            problems.append(_problem(int(k), column.name, "a value is required"))
+        for k in np.flatnonzero(np.isnan(numbers) & ~refused)[:MAX_PROBLEMS]:
+            problems.append((int(k), position, _REQUIRED))
     return numbers
 
 
+def _parse_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of an Arrow text column, and the rows left to :func:`parse_number`.
+
+    Arrow reads blanks and every text ``NUMBER_PATTERN`` spells (RE2, linear time) within
+    ``MAX_NUMBER_CHARS`` as the rule does, correctly rounded; anything else is left to the rule.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim(text, characters=BLANK_CHARS)
+    blank = pc.equal(trimmed, "")
+    spelled = pc.match_substring_regex(trimmed, f"^(?:{NUMBER_PATTERN})$")
+    short = pc.less_equal(pc.utf8_length(text), MAX_NUMBER_CHARS)  # measured before trimming
+    readable = pc.fill_null(pc.and_(short, pc.or_(blank, spelled)), True)  # null: missing
+    exact = np.flatnonzero(~readable.to_numpy(zero_copy_only=False))
+    try:
+        parsed = pc.cast(pc.if_else(spelled, trimmed, pa.scalar(None, trimmed.type)), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # pragma: no cover - defensive
+        return np.full(len(text), np.nan), np.flatnonzero(~text.is_null().to_numpy(False))
+    return parsed.to_numpy(zero_copy_only=False, writable=True), exact
+
+
+_TEXT, _NUMBER, _OTHER = 0, 1, 2
+_KINDS: dict[type, int] = {str: _TEXT, float: _NUMBER, int: _NUMBER, np.float64: _NUMBER}
+
+
+def _parse_objects(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of a mixed object column (text and numbers), and the rows left to the rule."""
+    import pyarrow as pa
+
+    kinds = np.fromiter((_KINDS.get(type(v), _OTHER) for v in array), np.int8, len(array))
+    numbers = np.full(len(array), np.nan)
+    exact = [np.flatnonzero(kinds == _OTHER)]
+    text = np.flatnonzero(kinds == _TEXT)
+    if len(text):
+        parsed, rest = _parse_text(pa.array(array[text], type=pa.large_string()))
+        numbers[text] = parsed
+        exact.append(text[rest])
+    plain = np.flatnonzero(kinds == _NUMBER)
+    if len(plain):
+        try:
+            numbers[plain] = array[plain].astype(np.float64)
+        except OverflowError:  # an int beyond float64: the rule decides
+            exact.append(plain)
+        else:
+            exact.append(plain[np.isinf(numbers[plain])])
+    return numbers, np.sort(np.concatenate(exact))
+
+
 def _category_codes(
-    pd: Any,
     column: CategoricalColumn,
-    values: Any,
-    problems: list[dict[str, object]],
+    cells: _Cells,
+    position: int,
+    problems: list[tuple[int, int, str]],
     warnings: dict[int, list[str]],
-    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Position of each value in the column's one-hot block (-1: none); ``rows`` renumbers."""
-    array = np.asarray(values, dtype=object)
-    known = pd.Index(list(column.categories), dtype=object)
-    codes = np.asarray(known.get_indexer(pd.Index(array, dtype=object)), dtype=np.int64)
-    rest = np.flatnonzero(codes < 0)
-    if len(rest):
-        # Values that are not a known category verbatim: decide once per distinct value with
-        # as_category, the single rule for what a value means (blank, number as text, unseen).
-        for value in pd.unique(pd.Series(array[rest], dtype=object)):
-            where = rest[_same(array[rest], value)]
-            first = int(where[0] if rows is None else rows[where[0]])
-            try:
-                category = as_category(value.item() if isinstance(value, np.generic) else value)
-            except TypeError as exc:
-                problems.append(_problem(first, column.name, str(exc)))
-                continue
-            if category is None:
-                if not column.allows_missing:
-                    problems.append(_problem(first, column.name, "a value is required"))
-                elif column.missing_is_category:
-                    codes[where] = len(column.categories)
-                continue
-            position = column.index.get(category)
-            if position is not None:
-                codes[where] = position
-                continue
-            for k in where:
-                warnings.setdefault(int(k if rows is None else rows[k]), []).append(
-                    _unseen(column, category)
-                )
+    """Position of each value in the column's one-hot block (-1: none), by :func:`_code`."""
+    if cells.text is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        known = pa.array(list(column.categories), type=cells.text.type)
+        found = pc.fill_null(pc.index_in(cells.text, value_set=known), -1)
+        codes = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+        rest = np.flatnonzero(codes < 0)  # the rare values that are not a known category verbatim
+        if not len(rest):
+            return codes
+        encoded = cells.text.take(rest).dictionary_encode(null_encoding="encode")
+        uniques = list(encoded.dictionary.to_pylist())
+        inverse = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    elif cells.numbers is not None:
+        codes, rest = np.full(len(cells), -1, dtype=np.int64), np.arange(len(cells))
+        distinct, inverse = np.unique(cells.numbers, return_inverse=True)
+        uniques = list(distinct.tolist())
+    else:
+        assert cells.objects is not None
+        codes, rest = np.full(len(cells), -1, dtype=np.int64), np.arange(len(cells))
+        uniques, inverse = _distinct(cells.objects)
+    # Decide once per distinct value, then apply to its rows.
+    decided: list[int | str | _RefusedError] = []
+    for value in uniques:
+        try:
+            decided.append(_code(column, value))
+        except _RefusedError as exc:
+            decided.append(exc)
+    table = np.array([c if isinstance(c, int) else -1 for c in decided], dtype=np.int64)
+    codes[rest] = table[inverse]
+    special = np.array([not isinstance(c, int) for c in decided], dtype=bool)
+    refused = 0
+    rows = special[inverse]
+    for k, u in zip(rest[rows].tolist(), inverse[rows].tolist(), strict=True):
+        outcome = decided[u]
+        if isinstance(outcome, str):
+            warnings.setdefault(k, []).append(_unseen(column, outcome))
+        elif isinstance(outcome, _RefusedError) and refused < MAX_PROBLEMS:
+            problems.append((k, position, outcome.problem))
+            refused += 1
     return codes
 
 
-def _same(array: np.ndarray, value: object) -> np.ndarray:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in array])
-    return np.asarray(array == value, dtype=bool)
+def _distinct(array: np.ndarray) -> tuple[list[object], np.ndarray]:
+    """Distinct values of an object array and each row's index among them.
 
-
-def _is_numeric(values: Any) -> bool:
-    dtype = getattr(values, "dtype", None)
-    return dtype is not None and dtype.kind in "iuf"
+    Values are told apart by type too (True is not 1 here, as ``as_category`` reads them).
+    """
+    seen: dict[tuple[type, object], int] = {}
+    uniques: list[object] = []
+    inverse = np.empty(len(array), dtype=np.int64)
+    for k, raw in enumerate(array):
+        value = raw.item() if isinstance(raw, np.generic) else raw
+        try:
+            u = seen.setdefault((type(value), value), len(uniques))
+        except TypeError:  # unhashable (a list): a value of its own
+            u = len(uniques)
+        if u == len(uniques):
+            uniques.append(value)
+        inverse[k] = u
+    return uniques, inverse
 
 
 def _unseen(column: CategoricalColumn, category: str) -> str:

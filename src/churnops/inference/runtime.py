@@ -1,4 +1,10 @@
-"""Tree-ensemble runtimes that evaluate a model from data files, without pickle.
+"""Serving runtimes: each evaluates one kind of model file, without pickle where it can.
+
+A runtime is one class: its ``name`` (the ``runtime`` of the serving spec), the ``suffix`` of the
+model file it reads, ``load`` from that file's verified bytes, and ``score`` giving the positive
+class's probabilities. All runtimes are registered in :data:`RUNTIMES`; the one that serves an
+artifact is chosen in :func:`churnops.inference.scorer.load_scorer`. Turning a fitted pipeline
+into a runtime's file is export-time work, in :mod:`churnops.pipeline.export`.
 
 Measured on the 2-core development machine (2026-11-24), 300-tree ensembles, 40 features,
 one record: LightGBM's ``Booster`` on its text model 56 µs (its C API called directly: see
@@ -10,6 +16,7 @@ against scikit-learn's forest), too far from the pipeline for a drop-in replacem
 - Random forests and extra trees (scikit-learn) are served by treelite's GTIL from a treelite
   checkpoint; scikit-learn compares float32 inputs with its thresholds, so inputs are rounded to
   float32 first, which makes the results identical too.
+- Anything else is served by the fitted scikit-learn pipeline itself (the pickled fallback).
 """
 
 from __future__ import annotations
@@ -17,30 +24,48 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
+import io
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from churnops.artifact import SERVING_SPEC
+from churnops.artifact import PIPELINE_FILE, SERVING_SPEC
 from churnops.errors import ArtifactError
 
-LIGHTGBM = "lightgbm-text"
 SMALL_BATCH = 1024
-TREELITE = "treelite-checkpoint"
 
 
-class TreeModel(Protocol):
-    """Evaluates the probability of the class at ``positive_index`` for a feature matrix."""
+class Runtime(ABC):
+    """A model file loaded for scoring.
 
-    name: str
+    Subclasses set ``name`` and ``suffix``, implement :meth:`load` and :meth:`score`, and are
+    added to :data:`RUNTIMES`.
+    """
 
-    def positive_probability(self, X: np.ndarray) -> np.ndarray: ...
+    name: ClassVar[str]
+    """Registry key, stored as ``runtime`` in the serving spec."""
+    suffix: ClassVar[str]
+    """Extension of the model file this runtime reads."""
+    reads: ClassVar[Literal["matrix", "table"]] = "matrix"
+    """What :meth:`score` takes: the encoded feature matrix, or the raw input table."""
+    description: str
+    """The library and its version, as reported by the server."""
+    positive_index: int
+    """Position of the positive class among the model's classes."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, data: bytes, positive_index: int) -> Runtime:
+        """Load a model file's bytes; ``positive_index`` is the positive class's position."""
+
+    @abstractmethod
+    def score(self, X: Any) -> np.ndarray:
+        """Probability of the positive class for each row of ``X``."""
 
 
-class LightGBMModel:
+class LightGBMRuntime(Runtime):
     """A LightGBM binary classifier loaded from its text model, evaluated by LightGBM's C library.
 
     The library is called through its C API (``LGBM_BoosterLoadModelFromString``,
@@ -48,6 +73,9 @@ class LightGBMModel:
     package imports pandas and scikit-learn whenever they are installed and the serving process
     must stay free of both. The results are the package's results, bit for bit.
     """
+
+    name = "lightgbm-text"
+    suffix = ".txt"
 
     _FLOAT64 = 1  # C_API_DTYPE_FLOAT64
     _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
@@ -66,13 +94,13 @@ class LightGBMModel:
         features = ctypes.c_int()
         self._check(self._lib.LGBM_BoosterGetNumFeature(self._handle, ctypes.byref(features)))
         self.n_features = features.value
-        self.name = f"lightgbm {_lightgbm_version()} (C API)"
+        self.description = f"lightgbm {_version('lightgbm')} (C API)"
 
     @classmethod
-    def from_bytes(cls, data: bytes, positive_index: int) -> LightGBMModel:
+    def load(cls, data: bytes, positive_index: int) -> LightGBMRuntime:
         return cls(data, positive_index)
 
-    def positive_probability(self, X: np.ndarray) -> np.ndarray:
+    def score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         row_major = not (X.flags.f_contiguous and not X.flags.c_contiguous)
         X = np.ascontiguousarray(X) if row_major else X
@@ -151,28 +179,31 @@ def _check_lightgbm_header(model_text: bytes) -> None:
         )
 
 
-def _lightgbm_version() -> str:
+def _version(distribution: str) -> str:
     from importlib.metadata import version
 
-    return version("lightgbm")
+    return version(distribution)
 
 
-@dataclass
-class TreeliteModel:
+class TreeliteRuntime(Runtime):
     """A scikit-learn forest converted to a treelite checkpoint, evaluated by GTIL."""
 
-    model: object
-    positive_index: int
-    name: str = ""
+    name = "treelite-checkpoint"
+    suffix = ".treelite"
+
+    def __init__(self, model: object, positive_index: int, description: str) -> None:
+        self.model = model
+        self.positive_index = positive_index
+        self.description = description
 
     @classmethod
-    def from_bytes(cls, data: bytes, positive_index: int) -> TreeliteModel:
+    def load(cls, data: bytes, positive_index: int) -> TreeliteRuntime:
         import treelite
 
         model = treelite.Model.deserialize_bytes(data)
         return cls(model, positive_index, f"treelite {treelite.__version__} (GTIL)")
 
-    def positive_probability(self, X: np.ndarray) -> np.ndarray:
+    def score(self, X: np.ndarray) -> np.ndarray:
         import treelite
 
         # scikit-learn trees compare float32 inputs with their thresholds.
@@ -181,10 +212,42 @@ class TreeliteModel:
         return np.asarray(out, dtype=np.float64).reshape(len(X), -1)[:, self.positive_index]
 
 
-def load_tree_model(
-    kind: str, data: bytes, positive_index: int, source: str = f"the model_file of {SERVING_SPEC}"
-) -> TreeModel:
-    """Load a model file written by :func:`churnops.inference.export.serving_files`.
+class PipelineRuntime(Runtime):
+    """The fitted scikit-learn pipeline (pickled): the fallback when there is no serving form.
+
+    It reads the raw input table, not the encoded matrix, and needs the training extra.
+    """
+
+    name = "pipeline"
+    suffix = Path(PIPELINE_FILE).suffix
+    reads = "table"
+
+    def __init__(self, pipeline: Any, positive_index: int) -> None:
+        self.pipeline = pipeline
+        self.positive_index = positive_index
+        self.classes = tuple(str(c) for c in pipeline.classes_)
+        self.description = f"scikit-learn {_version('scikit-learn')} pipeline"
+
+    @classmethod
+    def load(cls, data: bytes, positive_index: int) -> PipelineRuntime:
+        import joblib  # only here: the fast runtimes never unpickle
+
+        return cls(joblib.load(io.BytesIO(data)), positive_index)
+
+    def score(self, X: Any) -> np.ndarray:
+        return np.asarray(self.pipeline.predict_proba(X)[:, self.positive_index], dtype=np.float64)
+
+
+RUNTIMES: dict[str, type[Runtime]] = {
+    runtime.name: runtime for runtime in (LightGBMRuntime, TreeliteRuntime, PipelineRuntime)
+}
+"""Every runtime, by name: the one place a new runtime is registered."""
+
+
+def load_runtime(
+    name: str, data: bytes, positive_index: int, source: str = f"the model_file of {SERVING_SPEC}"
+) -> Runtime:
+    """Load a model file with the runtime called ``name``.
 
     Raises
     ------
@@ -192,17 +255,13 @@ def load_tree_model(
         Unknown runtime, or the bytes are not a model the runtime can load (a signed artifact
         whose spec names the wrong file); the message names ``source`` and the library's reason.
     """
-    loaders: dict[str, Callable[[bytes, int], TreeModel]] = {
-        LIGHTGBM: LightGBMModel.from_bytes,
-        TREELITE: TreeliteModel.from_bytes,
-    }
-    loader = loaders.get(kind)
-    if loader is None:
-        raise ArtifactError(f"unknown serving runtime {kind!r}")
+    runtime = RUNTIMES.get(name)
+    if runtime is None:
+        raise ArtifactError(f"unknown serving runtime {name!r}")
     try:
-        return loader(data, positive_index)
+        return runtime.load(data, positive_index)
     except ImportError:
         raise  # a missing library is an installation problem, not a bad artifact
     except Exception as exc:  # the libraries raise RuntimeError, ValueError, their own errors
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{source} cannot be loaded as a {kind} model: {reason}") from exc
+        raise ArtifactError(f"{source} cannot be loaded as a {name} model: {reason}") from exc

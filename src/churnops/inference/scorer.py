@@ -8,11 +8,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from churnops.artifact import ModelArtifact
+from churnops.artifact import (
+    LAYOUT_FILE,
+    PIPELINE_FILE,
+    SERVING_SPEC,
+    UNAVAILABLE_FILE,
+    ModelArtifact,
+)
 from churnops.errors import ArtifactError
-from churnops.inference.export import LAYOUT_FILE, SPEC_FILE, UNAVAILABLE_FILE
-from churnops.inference.layout import Encoded, FeatureLayout
-from churnops.inference.runtime import TreeModel, load_tree_model
+from churnops.inference.layout import CategoricalColumn, Encoded, FeatureLayout, NumericColumn
+from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Runtime, load_runtime
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,14 @@ class _Base:
     positive_label: str
     threshold: float
     layout: FeatureLayout
+    model: Runtime
+
+    def __init__(self, artifact: ModelArtifact, model: Runtime, classes: Sequence[Any]) -> None:
+        self.model = model
+        self.runtime = model.description
+        self.classes = (str(classes[0]), str(classes[1]))
+        self.positive_label = artifact.schema.positive_label
+        self.threshold = artifact.threshold
 
     def _scores(self, p: np.ndarray, encoded: Encoded) -> Scores:
         negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
@@ -59,53 +72,37 @@ class _Base:
 
 
 class FastScorer(_Base):
-    """Records → feature matrix → tree ensemble, with no pandas, scikit-learn or pickle."""
+    """Records → feature matrix → a data-only runtime, with no pandas, scikit-learn or pickle."""
 
     fast: bool = True
     fallback_reason: str | None = None
 
-    def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any]) -> None:
+    def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any], model: Runtime) -> None:
+        super().__init__(artifact, model, spec["classes"])
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
-        self.model: TreeModel = load_tree_model(
-            spec["runtime"],
-            artifact.read_bytes(spec["model_file"]),
-            int(spec["positive_index"]),
-            source=str(artifact.path / spec["model_file"]),
-        )
-        self.runtime = self.model.name
-        self.classes = (str(spec["classes"][0]), str(spec["classes"][1]))
-        self.positive_label = artifact.schema.positive_label
-        self.threshold = artifact.threshold
 
     def score_records(self, records: Sequence[Any]) -> Scores:
         encoded = self.layout.encode_records(records)
-        return self._scores(self.model.positive_probability(encoded.matrix), encoded)
+        return self._scores(self.model.score(encoded.matrix), encoded)
 
     def score_columns(self, columns: Mapping[str, Any], rows: int) -> Scores:
         encoded = self.layout.encode_columns(columns, rows)
-        return self._scores(self.model.positive_probability(encoded.matrix), encoded)
+        return self._scores(self.model.score(encoded.matrix), encoded)
 
 
 class PipelineScorer(_Base):
-    """The fitted scikit-learn pipeline (pickled), used when no serving form is available."""
+    """A runtime that reads the input table (the pickled pipeline), validated like the fast path."""
 
     fast: bool = False
 
-    def __init__(self, artifact: ModelArtifact, reason: str) -> None:
+    def __init__(self, artifact: ModelArtifact, model: Runtime, reason: str) -> None:
+        super().__init__(artifact, model, getattr(model, "classes", artifact.schema.classes))
+        # The pickled pipeline's own order of its classes decides which column is positive.
+        model.positive_index = self.classes.index(self.positive_label)
         self.fallback_reason: str | None = reason
-        self.pipeline = artifact.load_pipeline()
-        import sklearn
-
-        self.runtime = f"scikit-learn {sklearn.__version__} pipeline"
-        self.classes = (str(self.pipeline.classes_[0]), str(self.pipeline.classes_[1]))
-        self.positive_label = artifact.schema.positive_label
-        self.threshold = artifact.threshold
-        self._positive = list(self.classes).index(self.positive_label)
         if LAYOUT_FILE in artifact.files:
             self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
         else:  # validation from the schema alone: categories as learned, one block each
-            from churnops.inference.layout import CategoricalColumn, NumericColumn
-
             schema = artifact.schema
             self.layout = FeatureLayout(
                 tuple(NumericColumn(f.name, f.allows_missing) for f in schema.numeric),
@@ -123,31 +120,46 @@ class PipelineScorer(_Base):
 
         encoded = self.layout.encode_records(records)  # same validation as the fast path
         frame = pd.DataFrame([{n: r.get(n) for n in self._names} for r in records], dtype=object)
-        return self._scores(self.pipeline.predict_proba(frame)[:, self._positive], encoded)
+        return self._scores(self.model.score(frame), encoded)
 
     def score_columns(self, columns: Mapping[str, Any], rows: int) -> Scores:
         import pandas as pd
 
         encoded = self.layout.encode_columns(columns, rows)
         frame = pd.DataFrame({n: columns[n] for n in self._names})
-        return self._scores(self.pipeline.predict_proba(frame)[:, self._positive], encoded)
+        return self._scores(self.model.score(frame), encoded)
 
 
 def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scorer:
-    """Return the fastest scorer ``artifact`` supports.
+    """Return the fastest scorer ``artifact`` supports: the one place a runtime is chosen.
+
+    The serving spec names the runtime and its model file; without one, the pickled pipeline
+    serves (unless ``allow_fallback`` is false).
 
     Raises
     ------
     ArtifactError
-        When there is no serving form and ``allow_fallback`` is false.
+        When there is no serving form and ``allow_fallback`` is false, or a model file cannot
+        be loaded by its runtime.
     """
     files = artifact.files
-    if SPEC_FILE in files:
-        return FastScorer(artifact, artifact.read_json(SPEC_FILE))
-    if UNAVAILABLE_FILE in files:
-        reason = str(artifact.read_json(UNAVAILABLE_FILE).get("reason", "unknown reason"))
+    if SERVING_SPEC in files:
+        spec = artifact.read_json(SERVING_SPEC)
+        name, model_file, reason = str(spec["runtime"]), str(spec["model_file"]), ""
+        positive = int(spec["positive_index"])
+        source = f"{artifact.path / model_file} (the model_file of {SERVING_SPEC})"
     else:
-        reason = "the artifact has no serving form (written by an older churnops)"
-    if not allow_fallback:
-        raise ArtifactError(f"{artifact.path}: no fast scoring path: {reason}")
-    return PipelineScorer(artifact, reason)
+        if UNAVAILABLE_FILE in files:
+            reason = str(artifact.read_json(UNAVAILABLE_FILE).get("reason", "unknown reason"))
+        else:
+            reason = "the artifact has no serving form (written by an older churnops)"
+        if not allow_fallback:
+            raise ArtifactError(f"{artifact.path}: no fast scoring path: {reason}")
+        spec, name, model_file = {}, PipelineRuntime.name, PIPELINE_FILE
+        schema = artifact.schema
+        positive = schema.classes.index(schema.positive_label)
+        source = str(artifact.path / model_file)
+    model = load_runtime(name, artifact.read_bytes(model_file), positive, source=source)
+    if RUNTIMES[name].reads == "table":
+        return PipelineScorer(artifact, model, reason)
+    return FastScorer(artifact, spec, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import tempfile
@@ -14,20 +15,45 @@ import joblib
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from churnops.artifact import PIPELINE_FILE, ModelArtifact, write_artifact
+from churnops.artifact import (
+    HISTORY_FILE,
+    PIPELINE_FILE,
+    PROFILE_FILE,
+    REPORT_FILE,
+    ModelArtifact,
+    ModelDescription,
+    write_artifact,
+)
 from churnops.data.dataset import Dataset, split_dataset
 from churnops.data.profile import reference_profile
 from churnops.errors import DataError
-from churnops.inference.export import serving_files
 from churnops.pipeline.build import AutoMLSettings, automl_fit_params, build_pipeline
 from churnops.pipeline.evaluate import ThresholdPolicy, choose_threshold, evaluate
+from churnops.pipeline.export import serving_files
 from churnops.pipeline.report import render_report
 from churnops.provenance import git_state, library_versions
 from churnops.schema import Schema
 
-PROFILE_FILE = "reference_profile.json"
-HISTORY_FILE = "search_history.jsonl"
-REPORT_FILE = "report.md"
+
+@dataclass(frozen=True)
+class RowSplits:
+    """The rows of a table and what each part was used for."""
+
+    dataset: Dataset  # every row
+    train: Dataset  # the search and the evaluated model's fit
+    test: Dataset  # the held-out evaluation
+    validation: Dataset | None  # the threshold's choice, when it is chosen from data
+    fitted_on: Dataset  # the returned pipeline's fit: every row after a refit, else train
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """The AutoML search: its summary (the manifest's ``automl``), every trial, the fits."""
+
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    fitting: dict[str, Any]  # what was fitted on what (the manifest's ``fitting``)
+    evaluated_pipeline: Pipeline  # fitted on the train rows; the metrics describe it
 
 
 @dataclass(frozen=True)
@@ -36,19 +62,29 @@ class TrainResult:
 
     pipeline: Pipeline
     schema: Schema
-    dataset: Dataset
-    train: Dataset
-    test: Dataset
-    validation: Dataset | None
+    rows: RowSplits
     settings: AutoMLSettings
     policy: ThresholdPolicy
     test_size: float
     threshold: float
-    metrics: dict[str, Any]
-    automl: dict[str, Any]
-    history: list[dict[str, Any]]
-    fit_seconds: float
+    metrics: dict[str, Any]  # held-out metrics of search.evaluated_pipeline
     test_scores: np.ndarray
+    search: SearchOutcome
+
+    @property
+    def train(self) -> Dataset:
+        """The training rows."""
+        return self.rows.train
+
+    @property
+    def test(self) -> Dataset:
+        """The held-out rows."""
+        return self.rows.test
+
+    @property
+    def final_rows(self) -> Dataset:
+        """The rows the returned pipeline was fitted on (all of them after a refit)."""
+        return self.rows.fitted_on
 
 
 def positive_probability(pipeline: Pipeline, X: Any, positive_label: str) -> np.ndarray:
@@ -66,9 +102,13 @@ def train_model(
     """Search and fit the Pipeline on a training split; evaluate on the held-out split.
 
     Rows are split (stratified) into train and test; when the threshold is chosen from data,
-    a validation part of train is held out for it. The model never sees the test rows, and
-    every metric reported is computed on them.
+    a validation part of train is held out for it. FLAML ranks its trials on the training rows
+    (by ``settings.eval_method``); the winner, fitted on the training rows only, is evaluated
+    on the test rows, and every metric reported is computed on them. With ``settings.refit``
+    the chosen configuration is then fitted again on every row, and that is the pipeline
+    returned (``evaluated_pipeline`` keeps the one the metrics describe).
     """
+    started_all = time.perf_counter()
     policy = policy or ThresholdPolicy()
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test size {test_size} must be between 0 and 1")
@@ -79,6 +119,8 @@ def train_model(
 
     schema = train.schema()
     pipeline = build_pipeline(schema)
+    final, final_schema, fitted_on = pipeline, schema, train
+    refit_seconds: float | None = None
     with tempfile.TemporaryDirectory(prefix="churnops-flaml-") as tmp:
         log_file = str(Path(tmp) / "search.log")
         started = time.perf_counter()
@@ -86,41 +128,146 @@ def train_model(
         fit_seconds = time.perf_counter() - started
         history = _read_history(log_file)
 
-    positive = schema.positive_label
-    threshold = policy.value
-    if validation is not None:
-        threshold = choose_threshold(
-            (validation.y == positive).to_numpy(),
-            positive_probability(pipeline, validation.X, positive),
-            policy,
-        )
-    test_scores = positive_probability(pipeline, test.X, positive)
-    metrics = evaluate((test.y == positive).to_numpy(), test_scores, threshold)
+        positive = schema.positive_label
+        threshold = policy.value
+        if validation is not None:
+            threshold = choose_threshold(
+                (validation.y == positive).to_numpy(),
+                positive_probability(pipeline, validation.X, positive),
+                policy,
+            )
+        test_scores = positive_probability(pipeline, test.X, positive)
+        metrics = evaluate((test.y == positive).to_numpy(), test_scores, threshold)
+        if settings.refit:
+            started = time.perf_counter()
+            final_schema = dataset.schema()
+            final = refit_pipeline(pipeline, final_schema, dataset, log_file, settings)
+            refit_seconds = time.perf_counter() - started
+            fitted_on = dataset
     automl = pipeline.named_steps["automl"]
+    state = getattr(automl, "_state", None)
+    fitting = {
+        "selection": {
+            **settings.selection,
+            # What FLAML did, which "auto" decides from the table's size and the budget.
+            "flaml_eval_method": getattr(state, "eval_method", None),
+            "rows": train.rows,
+            "finalists": finalists(history),
+        },
+        "evaluation": {"rows": test.rows, "model_fitted_on_rows": train.rows},
+        "threshold": {"rows": validation.rows if validation is not None else 0},
+        "final": {
+            "refit": settings.refit,
+            "rows": fitted_on.rows,
+            "refit_seconds": refit_seconds,
+        },
+        "search_budget_seconds": settings.search_budget,
+        "seconds": time.perf_counter() - started_all,
+    }
+    summary = {**search_summary(automl, len(history)), "fit_seconds": fit_seconds}
     return TrainResult(
-        pipeline=pipeline,
-        schema=schema,
-        dataset=dataset,
-        train=train,
-        test=test,
-        validation=validation,
+        pipeline=final,
+        schema=final_schema,
+        rows=RowSplits(dataset, train, test, validation, fitted_on),
         settings=settings,
         policy=policy,
         test_size=test_size,
         threshold=threshold,
         metrics=metrics,
-        automl={
-            "best_estimator": automl.best_estimator,
-            "best_config": automl.best_config,
-            "best_loss": automl.best_loss,
-            "estimator_class": type(automl.model.estimator).__name__,
-            "trials": len(history),
-            "time_to_find_best_seconds": automl.time_to_find_best_model,
-        },
-        history=history,
-        fit_seconds=fit_seconds,
         test_scores=test_scores,
+        search=SearchOutcome(summary, history, fitting, evaluated_pipeline=pipeline),
     )
+
+
+def search_summary(automl: Any, trials: int) -> dict[str, Any]:
+    """The search's winner and what finding it took (the manifest's ``automl``)."""
+    return {
+        "best_estimator": automl.best_estimator,
+        "best_config": automl.best_config,
+        "best_loss": automl.best_loss,
+        "estimator_class": type(automl.model.estimator).__name__,
+        "trials": trials,
+        "time_to_find_best_seconds": automl.time_to_find_best_model,
+    }
+
+
+def refit_pipeline(
+    searched: Pipeline, schema: Schema, rows: Dataset, log_file: str, settings: AutoMLSettings
+) -> Pipeline:
+    """Fit the best configuration of a search (its FLAML log) again on ``rows``, no search.
+
+    The ``prepare`` step learns its categories from ``rows`` too, so the refitted pipeline
+    knows every category the data has. The AutoML step is a copy of ``searched``'s (it keeps
+    the search's best estimator, configuration and loss) whose model is fitted again.
+    """
+    prepare = build_pipeline(schema).named_steps["prepare"]
+    automl = copy.deepcopy(searched.named_steps["automl"])
+    pipeline = Pipeline([("prepare", prepare), ("automl", automl)])
+    matrix = prepare.fit_transform(rows.X, rows.y)
+    automl.retrain_from_log(
+        log_file,
+        matrix,
+        rows.y,
+        task="classification",
+        eval_method=settings.eval_method if settings.eval_method != "auto" else "holdout",
+        n_splits=settings.n_splits,
+        split_type="stratified",
+        n_jobs=settings.n_jobs,
+        train_full=True,  # every row, not the sample size of the trial
+    )
+    _release_data(automl)
+    return pipeline
+
+
+# What FLAML's fit deletes at its end (keep_search_state=False) and retrain_from_log keeps:
+# the training rows, which must not travel inside the artifact's pickle.
+_AUTOML_DATA = ("_X_train_all", "_y_train_all", "_sample_weight_full")
+_STATE_DATA = (
+    "kf",
+    "X_train",
+    "X_train_all",
+    "X_val",
+    "y_train",
+    "y_train_all",
+    "y_val",
+    "groups",
+    "groups_all",
+    "groups_val",
+    "fit_kwargs_by_estimator",
+    "fit_kwargs",
+)
+
+
+def _release_data(automl: Any) -> None:
+    for name in _AUTOML_DATA:
+        if hasattr(automl, name):
+            delattr(automl, name)
+    state = getattr(automl, "_state", None)
+    for name in _STATE_DATA:
+        if state is not None and hasattr(state, name):
+            delattr(state, name)
+
+
+def finalists(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best trial of each estimator searched, best first (the search's own scores)."""
+    best: dict[str, dict[str, Any]] = {}
+    for trial in history:
+        loss = trial.get("validation_loss")
+        learner = trial.get("learner")
+        if learner is None or not isinstance(loss, int | float):
+            continue
+        if learner not in best or loss < best[learner]["validation_loss"]:
+            best[learner] = trial
+    ranked = sorted(best.values(), key=lambda t: t["validation_loss"])
+    return [
+        {
+            "estimator": t["learner"],
+            "validation_loss": t["validation_loss"],
+            "trials": sum(1 for h in history if h.get("learner") == t["learner"]),
+            "config": t["config"],
+        }
+        for t in ranked
+    ]
 
 
 def _read_history(log_file: str) -> list[dict[str, Any]]:
@@ -140,44 +287,50 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
     """Write ``result`` as a verified artifact directory (see :mod:`churnops.artifact`)."""
     buffer = io.BytesIO()
     joblib.dump(result.pipeline, buffer, compress=3)
-    dataset = result.dataset
-    manifest: dict[str, Any] = {
-        "name": name,
-        "data": {
-            "source": dataset.source,
-            "sha256": dataset.sha256,
-            "rows": dataset.rows,
-            "train_rows": result.train.rows,
-            "validation_rows": result.validation.rows if result.validation is not None else 0,
-            "test_rows": result.test.rows,
-            "synthetic": dataset.synthetic,
-            "notes": list(dataset.notes),
-        },
-        "schema": result.schema.to_dict(),
-        "settings": {
-            "automl": result.settings.to_dict(),
-            "threshold_policy": result.policy.to_dict(),
-            "test_size": result.test_size,
-        },
-        "automl": {**result.automl, "fit_seconds": result.fit_seconds},
-        "metrics": {"test": result.metrics},
-        "threshold": {"value": result.threshold, "strategy": result.policy.strategy},
-        "versions": library_versions(),
-        "git": git_state(),
-    }
+    dataset, validation = result.rows.dataset, result.rows.validation
+    description = ModelDescription.model_validate(
+        {
+            "name": name,
+            "data": {
+                "source": dataset.source,
+                "sha256": dataset.sha256,
+                "rows": dataset.rows,
+                "train_rows": result.train.rows,
+                "validation_rows": validation.rows if validation is not None else 0,
+                "test_rows": result.test.rows,
+                # Rows the exported model was fitted on: all of them after a refit.
+                "final_fit_rows": result.final_rows.rows,
+                "synthetic": dataset.synthetic,
+                "notes": list(dataset.notes),
+            },
+            "schema": result.schema.to_dict(),
+            "settings": {
+                "automl": result.settings.to_dict(),
+                "threshold_policy": result.policy.to_dict(),
+                "test_size": result.test_size,
+            },
+            "automl": result.search.summary,
+            # What was fitted on what: selection (search ranking), held-out evaluation, final fit.
+            "fitting": result.search.fitting,
+            "metrics": {"test": result.metrics},
+            "threshold": {"value": result.threshold, "strategy": result.policy.strategy},
+            "versions": library_versions(),
+            "git": git_state(),
+        }
+    )
     profile = reference_profile(
-        result.train.X[list(result.schema.feature_names)], result.schema, result.test_scores
+        result.final_rows.X[list(result.schema.feature_names)], result.schema, result.test_scores
     )
     files = {
         PIPELINE_FILE: buffer.getvalue(),
         PROFILE_FILE: _json_bytes(profile),
         HISTORY_FILE: "".join(
-            json.dumps(t, default=_plain) + "\n" for t in result.history
+            json.dumps(t, default=_plain) + "\n" for t in result.search.history
         ).encode(),
-        REPORT_FILE: render_report(manifest).encode(),
+        REPORT_FILE: render_report(description).encode(),
         **serving_files(result.pipeline, result.schema, result.test.X),
     }
-    return write_artifact(out_dir, files, manifest)
+    return write_artifact(out_dir, files, description)
 
 
 def _json_bytes(value: Any) -> bytes:

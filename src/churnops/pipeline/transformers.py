@@ -30,7 +30,7 @@ class NumericCoercer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         array = validate_data(self, X, dtype=None, ensure_all_finite="allow-nan", reset=False)
         if array.dtype.kind in "iuf":
-            return array.astype(np.float64)
+            return np.asarray(array, dtype=np.float64)
         out = np.empty(array.shape, dtype=np.float64)
         for j in range(array.shape[1]):
             try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from churnops.artifact import MANIFEST, ModelArtifact, load_artifact
+from churnops.artifact import MANIFEST, Manifest, ModelArtifact, load_artifact
 from churnops.errors import ArtifactError, ConfigError, DataError, IntegrityError
 from churnops.registry.models import is_registry_ref, resolve_model, run_of
 from churnops.registry.tracking import (
@@ -134,11 +134,11 @@ def recorded_model(
     return run_id, artifact
 
 
-def recorded_settings(manifest: dict[str, Any]) -> Any:
+def recorded_settings(manifest: Manifest) -> Any:
     """The :class:`~churnops.pipeline.build.AutoMLSettings` a manifest records."""
     from churnops.pipeline.build import AutoMLSettings
 
-    stored = dict(manifest["settings"]["automl"])
+    stored = dict(manifest.settings.automl)
     known = {f.name for f in dataclasses.fields(AutoMLSettings)}
     unknown = sorted(set(stored) - known)
     if unknown:
@@ -177,11 +177,11 @@ def reproduce(recorded: ModelArtifact, data: Path, allow_data_change: bool = Fal
     )
     dataset = load_dataset(data, spec)
     warnings: list[str] = []
-    recorded_sha = str(manifest["data"]["sha256"])
+    recorded_sha = manifest.data.sha256
     if dataset.sha256 != recorded_sha:
         message = (
             f"{data}: sha256 {dataset.sha256[:12]}… differs from the recorded data "
-            f"{recorded_sha[:12]}… ({manifest['data'].get('source')})"
+            f"{recorded_sha[:12]}… ({manifest.data.source})"
         )
         if not allow_data_change:
             raise DataError(message + "; pass --allow-data-change to refit anyway")
@@ -193,13 +193,13 @@ def reproduce(recorded: ModelArtifact, data: Path, allow_data_change: bool = Fal
             "found depends on the machine's speed, so a refit need not match (train with "
             "--max-iter N and no --time-budget for reproducible runs)"
         )
-    recorded_versions = manifest.get("versions", {})
+    recorded_versions = manifest.versions
     for name, now in sorted(library_versions().items()):
         then = recorded_versions.get(name)
         if then is not None and then != now:
             warnings.append(f"{name} {now} is installed; the recorded run used {then}")
-    policy = ThresholdPolicy(**manifest["settings"]["threshold_policy"])
-    result = train_model(dataset, settings, policy, test_size=manifest["settings"]["test_size"])
+    policy = ThresholdPolicy(**manifest.settings.threshold_policy)
+    result = train_model(dataset, settings, policy, test_size=manifest.settings.test_size)
     positive = schema.positive_label
     p_new = positive_probability(result.pipeline, result.test.X, positive)
     p_old = positive_probability(recorded.load_pipeline(), result.test.X, positive)

@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from churnops.artifact import ModelArtifact
+from churnops.artifact import HISTORY_FILE, REPORT_FILE, Manifest, ModelArtifact
 from churnops.errors import ChurnopsError, ConfigError
 
 EXPERIMENT = "churnops"
 ARTIFACT_PATH = "model"  # where a run keeps its churnops artifact directory
-REPORT_FILE = "report.md"
-HISTORY_FILE = "search_history.jsonl"
 TAG = "churnops."
 MODEL_VERSION_TAG = f"{TAG}model_version"
 DEFAULT_HOME = Path(".churnops")
@@ -334,56 +332,53 @@ def log_training(
     return run_id
 
 
-def run_params(manifest: dict[str, Any]) -> dict[str, Any]:
+def run_params(manifest: Manifest) -> dict[str, Any]:
     """Flat MLflow parameters of a manifest: ``automl.*``, ``threshold.*``, ``data.*``..."""
-    settings = manifest.get("settings", {})
-    schema = manifest.get("schema", {})
-    automl = manifest.get("automl", {})
-    out: dict[str, Any] = {f"automl.{k}": v for k, v in settings.get("automl", {}).items()}
-    out.update({f"threshold.{k}": v for k, v in settings.get("threshold_policy", {}).items()})
-    out["test_size"] = settings.get("test_size")
+    settings, schema, automl = manifest.settings, manifest.schema_, manifest.automl
+    out: dict[str, Any] = {f"automl.{k}": v for k, v in settings.automl.items()}
+    out.update({f"threshold.{k}": v for k, v in settings.threshold_policy.items()})
+    out["test_size"] = settings.test_size
     for key in ("target", "positive_label", "id_columns", "ignored_columns"):
         out[f"data.{key}"] = schema.get(key)
-    out["best_estimator"] = automl.get("best_estimator")
-    out["estimator_class"] = automl.get("estimator_class")
-    out.update({f"best_config.{k}": v for k, v in (automl.get("best_config") or {}).items()})
+    out["best_estimator"] = automl.best_estimator
+    out["estimator_class"] = automl.estimator_class
+    out.update({f"best_config.{k}": v for k, v in automl.best_config.items()})
     return out
 
 
-def run_metrics(manifest: dict[str, Any]) -> dict[str, float]:
+def run_metrics(manifest: Manifest) -> dict[str, float]:
     """MLflow metrics of a manifest: ``test.*`` (held-out), ``search.*`` and ``threshold``."""
-    test = manifest.get("metrics", {}).get("test", {})
+    test = manifest.test_metrics
     out: dict[str, float] = {
         f"test.{k}": float(v)
         for k, v in test.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
     out.update({f"test.{k}": float(v) for k, v in test.get("confusion_matrix", {}).items()})
-    automl = manifest.get("automl", {})
-    for key in ("best_loss", "fit_seconds", "trials", "time_to_find_best_seconds"):
-        if isinstance(automl.get(key), int | float):
-            out[f"search.{key}"] = float(automl[key])
-    out["threshold"] = float(manifest.get("threshold", {}).get("value", 0.5))
+    search = manifest.automl.model_dump(
+        include={"best_loss", "fit_seconds", "trials", "time_to_find_best_seconds"}
+    )
+    out.update({f"search.{k}": float(v) for k, v in search.items() if v is not None})
+    out["threshold"] = manifest.threshold.value
     return out
 
 
-def run_tags(manifest: dict[str, Any]) -> dict[str, Any]:
+def run_tags(manifest: Manifest) -> dict[str, Any]:
     """Lineage tags of a manifest: data fingerprint and source, code commit, library versions."""
-    data = manifest.get("data", {})
-    git = manifest.get("git") or {}
+    data, git = manifest.data, manifest.git or {}
     out = {
-        f"{TAG}model_name": manifest.get("name"),
-        MODEL_VERSION_TAG: manifest.get("version"),
-        f"{TAG}data_sha256": data.get("sha256"),
-        f"{TAG}data_rows": data.get("rows"),
-        f"{TAG}data_source": data.get("source"),
-        f"{TAG}synthetic": data.get("synthetic"),
+        f"{TAG}model_name": manifest.name,
+        MODEL_VERSION_TAG: manifest.version,
+        f"{TAG}data_sha256": data.sha256,
+        f"{TAG}data_rows": data.rows,
+        f"{TAG}data_source": data.source,
+        f"{TAG}synthetic": data.synthetic,
         f"{TAG}git_commit": git.get("commit"),
         f"{TAG}git_dirty": git.get("dirty"),
     }
     if git.get("commit"):
         out["mlflow.source.git.commit"] = git["commit"]  # shown by the MLflow UI
-    out.update({f"{TAG}version.{k}": v for k, v in manifest.get("versions", {}).items()})
+    out.update({f"{TAG}version.{k}": v for k, v in manifest.versions.items()})
     return out
 
 

@@ -95,15 +95,14 @@ def score_body(
 async def metadata(model: Served) -> Response:
     artifact, scorer = model.artifact, model.scorer
     manifest = artifact.manifest
-    data = manifest.get("data", {})
-    source = data.get("source")
+    source = manifest.data.source
     return json_response(
         200,
         {
             "name": artifact.name,
             "version": artifact.version,
             "registry_version": model.location.registry_version,
-            "created_at": manifest.get("created_at"),
+            "created_at": manifest.created_at,
             "synthetic_training_data": artifact.synthetic,
             "runtime": scorer.runtime,
             "fast_path": scorer.fast,
@@ -111,14 +110,14 @@ async def metadata(model: Served) -> Response:
             "classes": list(scorer.classes),
             "positive_label": scorer.positive_label,
             "threshold": scorer.threshold,
-            "schema": manifest["schema"],
+            "schema": manifest.schema_,
             "metrics": artifact.metrics,
-            "estimator": manifest.get("automl", {}).get("estimator_class"),
+            "estimator": manifest.estimator,
             # The file's name only: where it lay on the training machine is nobody's business.
             "data": {
-                "sha256": data.get("sha256"),
-                "rows": data.get("rows"),
-                "source": Path(str(source)).name if source else None,
+                "sha256": manifest.data.sha256,
+                "rows": manifest.data.rows,
+                "source": Path(source).name if source else None,
             },
         },
         headers={"X-Model-Version": model.version},

@@ -1,29 +1,70 @@
-"""Derive the data-only serving form from a fitted Pipeline (at export time, never when serving)."""
+"""Derive the data-only serving form from a fitted Pipeline (at export time, never when serving).
+
+Each serving runtime of :data:`churnops.inference.runtime.RUNTIMES` that can be produced from a
+fitted estimator has a converter here, registered under the runtime's name in
+:data:`CONVERTERS`. Adding a runtime is one class there and one converter here.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from churnops.artifact import SERVING_MODEL_SUFFIXES, SERVING_SPEC
+from churnops.artifact.manifest import LAYOUT_FILE, SERVING_DIR, SERVING_SPEC, UNAVAILABLE_FILE
 from churnops.errors import RecordError
 from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
-from churnops.inference.runtime import LIGHTGBM, TREELITE, load_tree_model
+from churnops.inference.runtime import RUNTIMES, LightGBMRuntime, TreeliteRuntime, load_runtime
 from churnops.schema import Schema
 
-SERVING_DIR = "serving"
-SPEC_FILE = SERVING_SPEC  # its file names are checked by churnops.artifact.load_artifact
-LAYOUT_FILE = f"{SERVING_DIR}/layout.json"
-UNAVAILABLE_FILE = f"{SERVING_DIR}/unavailable.json"
 # Largest |p_fast - p_pipeline| accepted when the serving form is checked at export.
 PARITY_TOLERANCE = 1e-9
 
 
 class UnsupportedModelError(Exception):
     """The fitted pipeline cannot be expressed in the data-only serving form."""
+
+
+def _lightgbm(estimator: Any) -> bytes | None:
+    if type(estimator).__name__ != "LGBMClassifier":
+        return None
+    return bytes(estimator.booster_.model_to_string().encode())
+
+
+def _treelite(estimator: Any) -> bytes | None:
+    if type(estimator).__name__ not in ("RandomForestClassifier", "ExtraTreesClassifier"):
+        return None
+    try:
+        import treelite
+    except ImportError as exc:  # pragma: no cover - treelite is a base dependency
+        raise UnsupportedModelError(f"treelite is not installed ({exc})") from exc
+    return bytes(treelite.sklearn.import_model(estimator).serialize_bytes())
+
+
+CONVERTERS: dict[str, Callable[[Any], bytes | None]] = {
+    LightGBMRuntime.name: _lightgbm,
+    TreeliteRuntime.name: _treelite,
+}
+"""Runtime name → converter: the runtime's model file for a fitted estimator, or None when the
+converter does not handle that kind of estimator. Tried in order; the first that handles it wins."""
+
+
+def convert(estimator: Any) -> tuple[str, bytes]:
+    """Return the name of the runtime that serves ``estimator`` and its model file's bytes.
+
+    Raises
+    ------
+    UnsupportedModelError
+        No registered converter handles this kind of estimator.
+    """
+    for name, converter in CONVERTERS.items():
+        data = converter(estimator)
+        if data is not None:
+            return name, data
+    raise UnsupportedModelError(f"no data-only runtime for {type(estimator).__name__}")
 
 
 def layout_from_pipeline(pipeline: Any, schema: Schema) -> FeatureLayout:
@@ -69,13 +110,11 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
     try:
         classes = [str(c) for c in pipeline.classes_]
         positive_index = classes.index(schema.positive_label)
-        kind, model_bytes = _convert(pipeline.named_steps["automl"].model.estimator)
-        model = load_tree_model(kind, model_bytes, positive_index)
+        kind, model_bytes = convert(pipeline.named_steps["automl"].model.estimator)
+        model = load_runtime(kind, model_bytes, positive_index)
         check_rows = _valid_rows(layout, check_rows)
         expected = pipeline.predict_proba(check_rows)[:, positive_index]
-        got = model.positive_probability(
-            layout.encode_columns(_columns(check_rows), len(check_rows)).matrix
-        )
+        got = model.score(layout.encode_columns(_columns(check_rows), len(check_rows)).matrix)
         worst = float(np.max(np.abs(got - expected))) if len(expected) else 0.0
         if not worst <= PARITY_TOLERANCE:
             raise UnsupportedModelError(f"serving form differs from the pipeline by {worst:.2e}")
@@ -84,7 +123,7 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
             UNAVAILABLE_FILE: _json({"reason": str(exc)}),
             LAYOUT_FILE: _json(layout.to_dict()),
         }
-    model_file = f"{SERVING_DIR}/model{SERVING_MODEL_SUFFIXES[kind]}"
+    model_file = f"{SERVING_DIR}/model{RUNTIMES[kind].suffix}"
     spec = {
         "runtime": kind,
         "model_file": model_file,
@@ -94,20 +133,11 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
         "checked_rows": len(expected),
         "max_abs_difference": worst,
     }
-    return {SPEC_FILE: _json(spec), LAYOUT_FILE: _json(layout.to_dict()), model_file: model_bytes}
-
-
-def _convert(estimator: Any) -> tuple[str, bytes]:
-    kind = type(estimator).__name__
-    if kind == "LGBMClassifier":
-        return LIGHTGBM, estimator.booster_.model_to_string().encode()
-    if kind in ("RandomForestClassifier", "ExtraTreesClassifier"):
-        try:
-            import treelite
-        except ImportError as exc:  # pragma: no cover - treelite is a base dependency
-            raise UnsupportedModelError(f"treelite is not installed ({exc})") from exc
-        return TREELITE, bytes(treelite.sklearn.import_model(estimator).serialize_bytes())
-    raise UnsupportedModelError(f"no data-only runtime for {kind}")
+    return {
+        SERVING_SPEC: _json(spec),
+        LAYOUT_FILE: _json(layout.to_dict()),
+        model_file: model_bytes,
+    }
 
 
 def _valid_rows(layout: FeatureLayout, frame: Any) -> Any:

@@ -1,0 +1,105 @@
+"""Writing an artifact: files and the manifest listing their hashes, swapped in at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from churnops.artifact.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    MANIFEST_DIGEST,
+    ModelDescription,
+)
+from churnops.artifact.reader import (
+    ModelArtifact,
+    _digest_line,
+    _name_problem,
+    load_artifact,
+    sha256_bytes,
+)
+from churnops.errors import ArtifactError
+
+
+def write_artifact(
+    out_dir: str | Path, files: Mapping[str, bytes], description: ModelDescription
+) -> ModelArtifact:
+    """Write ``files`` and a manifest listing their hashes to ``out_dir``.
+
+    ``description`` gives everything but ``format``, ``version``, ``created_at`` and ``files``,
+    which are filled in here. The directory is built beside ``out_dir`` and swapped in at the
+    end, so a failure leaves an existing artifact at ``out_dir`` untouched.
+    """
+    out = Path(out_dir)
+    for name in files:
+        problem = _name_problem(name)
+        if problem is not None:
+            raise ArtifactError(f"invalid artifact file name {name!r}: {problem}")
+    if out.exists() and not (
+        out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())
+    ):
+        raise ArtifactError(f"{out} exists and is not a churnops model directory; not overwriting")
+    listing = {
+        name: {"sha256": sha256_bytes(data), "bytes": len(data)}
+        for name, data in sorted(files.items())
+    }
+    created = datetime.now(UTC)
+    content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
+    full: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": f"{created:%Y%m%d%H%M%S}-{content_digest[:8]}",
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+    described = description.to_json()
+    full.update({k: v for k, v in described.items() if k not in full and k != "files"})
+    full["files"] = listing
+    manifest_bytes = (
+        json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n"
+    ).encode()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, data in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        (staging / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
+        os.chmod(staging, 0o755)  # noqa: S103  mkdtemp's 0700 would hide the model from a server user
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_artifact(out)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(retired)
+    try:
+        staging.rename(out)
+    except BaseException:
+        retired.rename(out)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays from FLAML configs and metrics
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a manifest")

@@ -1,0 +1,8 @@
+"""Use cases: what a command does, without the command line.
+
+Each module is one use case the CLI (and any other front end) calls in a few lines:
+:mod:`~churnops.workflows.models` resolves and loads a model (a directory or a registry
+reference), :mod:`~churnops.workflows.training` trains, exports and records a model,
+:mod:`~churnops.workflows.serving` checks a service's settings, loads its model and runs it under
+uvicorn. Nothing here prints; errors are :class:`churnops.errors.ChurnopsError` subclasses.
+"""
