@@ -37,7 +37,8 @@ def test_plan_reads_options_over_the_environment_and_changes_no_variable(
     settings = plan.settings
     assert (settings.model, settings.port, settings.max_records) == (model, 9100, 77)
     assert plan.served.artifact.version == synthetic_model[1].version
-    assert not plan.generated_credentials and plan.password_weakness is None
+    assert not plan.generated_credentials
+    assert plan.password_weakness is None
 
 
 def test_generated_credentials_live_in_the_settings_not_the_environment(
@@ -46,7 +47,8 @@ def test_generated_credentials_live_in_the_settings_not_the_environment(
     plan = plan_service({"model": str(synthetic_model[1].path)}, generate_credentials=True)
     assert "CHURN_PASSWORD" not in os.environ
     credentials = plan.settings.credentials()
-    assert credentials is not None and plan.generated_credentials
+    assert credentials is not None
+    assert plan.generated_credentials
     assert len(credentials[1].get_secret_value()) >= 20
     # What a worker process receives: the factory and these settings, pickled.
     factory = pickle.loads(pickle.dumps(functools.partial(worker_app, plan.settings, None)))
@@ -56,8 +58,8 @@ def test_generated_credentials_live_in_the_settings_not_the_environment(
 def test_no_auth_listens_on_loopback_unless_told(synthetic_model, clean_env):
     model = str(synthetic_model[1].path)
     assert plan_service({"model": model, "no_auth": True}).settings.host == "127.0.0.1"
-    wide = plan_service({"model": model, "no_auth": True, "host": "0.0.0.0"})  # noqa: S104
-    assert wide.settings.host == "0.0.0.0"  # noqa: S104
+    wide = plan_service({"model": model, "no_auth": True, "host": "0.0.0.0"})
+    assert wide.settings.host == "0.0.0.0"
 
 
 @pytest.mark.parametrize(
