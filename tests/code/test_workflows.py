@@ -41,9 +41,7 @@ def test_plan_reads_options_over_the_environment_and_changes_no_variable(
     assert plan.password_weakness is None
 
 
-def test_generated_credentials_live_in_the_settings_not_the_environment(
-    synthetic_model, clean_env
-):
+def test_generated_credentials_live_in_the_settings_not_the_environment(synthetic_model, clean_env):
     plan = plan_service({"model": str(synthetic_model[1].path)}, generate_credentials=True)
     assert "CHURN_PASSWORD" not in os.environ
     credentials = plan.settings.credentials()
