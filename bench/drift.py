@@ -164,6 +164,16 @@ def main() -> None:
         "101 stored quantiles and the count), χ² homogeneity for categories (with an unseen "
         "bucket); data quality (missing, unseen, out of range, refused) is reported apart.",
         "",
+        "Calling it (the artifact's profile and schema, a frame of logged requests, the "
+        "probabilities returned):",
+        "",
+        "```python",
+        "profile = artifact.read_json(PROFILE_FILE)",
+        "report = check_drift(profile, window, probabilities, artifact.schema)",
+        "report.flagged, report.any_alarm, report.to_json()",
+        "page = render_html(report, profile)",
+        "```",
+        "",
         "## Scenarios (1,000-row windows)",
         "",
         "| window | alarms | detail |",

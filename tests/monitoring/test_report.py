@@ -52,6 +52,7 @@ def test_report_escapes_text_from_data(hostile):
     assert set(report.flagged) == {HOSTILE_COLUMN, "plan"}
     page = render_html(report, profile, context={"model": "churn@<b>prod</b>"})
     assert "<script" not in page.lower()
+    assert "<img src=x" not in page
     assert "onerror=" not in page.replace("onerror=&quot;", "")
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
