@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,7 +41,7 @@ from churnops.inference import Scorer, load_scorer
 from churnops.monitoring.drift import DriftReport, check_drift
 from churnops.monitoring.report import render_html
 from churnops.pipeline.build import AutoMLSettings
-from churnops.pipeline.train import export_model, train_model
+from churnops.pipeline.train import export_model, positive_probability, train_model
 from churnops.schema import Schema
 from quality import DATA, REPO, cpu_model
 
@@ -97,6 +98,17 @@ def main() -> None:
         schema = artifact.schema
         scorer = load_scorer(artifact)
     print(f"trained and exported in {time.perf_counter() - started:.1f} s", flush=True)
+    # Where the reference scores come from: the evaluated model's held-out scores. Compare them
+    # with the exported (refitted) model on the same rows, and with the evaluated model on the
+    # rows it was fitted on (in-sample).
+    positive = dataset.spec.positive_label
+    exported_vs_held_out = stats.ks_2samp(
+        result.test_scores, positive_probability(result.pipeline, result.test.X, positive)
+    )
+    in_sample_vs_held_out = stats.ks_2samp(
+        result.test_scores,
+        positive_probability(result.search.evaluated_pipeline, result.train.X, positive),
+    )
     rows = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
 
     window = shifted(rows, WINDOW, seed=7)
@@ -107,6 +119,7 @@ def main() -> None:
         "psi": {n: shift.feature(n).psi for n in shift.flagged},
         "p": {n: shift.feature(n).p_value for n in shift.flagged},
         "prediction_psi": shift.prediction.psi if shift.prediction else None,
+        "prediction_p": shift.prediction.p_value if shift.prediction else None,
         "alarms": alarms(shift),
     }
     null = []
@@ -123,6 +136,7 @@ def main() -> None:
                 "min_p": min(f.p_value for f in report.features if f.p_value is not None),
                 "prediction_psi": report.prediction.psi if report.prediction else None,
                 "prediction_p": report.prediction.p_value if report.prediction else None,
+                "alpha": report.alpha_per_test,
             }
         )
     noisy = sum(r["alarms"] != "nothing" for r in null)
@@ -182,11 +196,29 @@ def main() -> None:
         + "; ".join(
             f"{n}: PSI {shift_row['psi'][n]:.3f}, p {shift_row['p'][n]:.1e}" for n in shift.flagged
         )
-        + f"; predictions: PSI {shift_row['prediction_psi']:.3f} |",
+        + f"; predictions: PSI {shift_row['prediction_psi']:.3f}, "
+        f"p {shift_row['prediction_p']:.1e} |",
         f"| 20 draws of the training rows | {noisy} of 20 with any alarm | "
         f"largest feature PSI {max(r['worst_psi'] for r in null):.3f}, smallest feature p "
         f"{min(r['min_p'] for r in null):.1e}, largest prediction PSI "
         f"{max(r['prediction_psi'] or 0 for r in null):.3f} |",
+        "",
+        f"In {sum(r['prediction_p'] < r['alpha'] for r in null)} of the 20 draws the "
+        "predictions' KS test alone is significant, though nothing changed. The reference "
+        "scores are the held-out scores of the *evaluated* model (fitted on the training "
+        "split); the service runs the *exported* model, refitted on every row. On the same "
+        "held-out rows the two models' scores differ by KS D = "
+        f"{exported_vs_held_out.statistic:.3f} (p {exported_vs_held_out.pvalue:.1e}), while "
+        "the evaluated model on its own training rows differs from its held-out scores by "
+        f"D = {in_sample_vs_held_out.statistic:.3f} (p {in_sample_vs_held_out.pvalue:.2f}): "
+        + (
+            "the gap is the refit, not in-sample scoring. "
+            if exported_vs_held_out.statistic > in_sample_vs_held_out.statistic
+            else "in-sample scoring accounts for the gap as much as the refit. "
+        )
+        + "The gap is small (prediction PSI ≤ "
+        f"{max(r['prediction_psi'] or 0 for r in null):.3f}), so the effect-size gate keeps "
+        "it from being called drift.",
         "",
         "| seed | alarms | largest PSI (feature) | smallest p | prediction PSI | prediction p |",
         "|---:|---|---|---:|---:|---:|",
