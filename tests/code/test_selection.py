@@ -158,3 +158,13 @@ def test_linear_leaves_candidate_is_served_exactly_by_lightgbm(tmp_path):
     scores = scorer.score_columns({c: frame[c].to_numpy() for c in frame.columns}, len(frame))
     expected = positive_probability(result.pipeline, frame, "Yes")
     np.testing.assert_allclose(scores.positive_probability, expected, rtol=0, atol=1e-9)
+
+
+def test_a_search_that_finishes_no_trial_is_one_clear_error():
+    from churnops.data.dataset import synthetic_dataset
+    from churnops.errors import ConfigError
+    from churnops.pipeline.train import train_model
+
+    settings = AutoMLSettings(time_budget=None, max_iter=1, estimators=("rf",), n_jobs=1)
+    with pytest.raises(ConfigError, match="the search finished no trial"):
+        train_model(synthetic_dataset(300, seed=1), settings)

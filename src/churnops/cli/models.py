@@ -199,3 +199,74 @@ def ui(
     ]
     sys.stdout.flush()
     os.execv(sys.executable, command)  # noqa: S606  replaces this process with the MLflow UI
+
+
+@app.command()
+def retrain(
+    data: Annotated[Path, typer.Option("--data", help="Fresh churn table (CSV or Parquet).")],
+    model: Annotated[
+        str, typer.Option("--model", help="The alias to challenge: models:/NAME@champion.")
+    ],
+    metric: Annotated[
+        str, typer.Option("--metric", help="Compared on the fresh rows: roc_auc or log_loss.")
+    ] = "roc_auc",
+    margin: Annotated[
+        float, typer.Option("--margin", help="How much better the challenger must be.")
+    ] = 0.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote the challenger whatever its figures.")
+    ] = False,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share of rows set aside to compare both.")
+    ] = 0.2,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", min=1, help="Search seconds [default 60].")
+    ] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", min=1, help="Trials.")] = None,
+    estimators: Annotated[str | None, typer.Option("--estimators", help="As for train.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of splits and search.")] = 42,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Challenger artifact [default: HOME/models/NAME-challenger]."),
+    ] = None,
+    tracking: UriOption = None,
+) -> None:
+    """Train a challenger on DATA; promote it over the champion only if it does better.
+
+    Both are scored on the same fresh rows (set aside before training, never fitted on). The
+    challenger is registered either way; the decision and both models' figures are recorded on
+    its MLflow run.
+    """
+    from churnops.cli.train import automl_settings
+
+    with user_errors():
+        from churnops.workflows.retraining import RetrainRequest
+        from churnops.workflows.retraining import retrain as run_retrain
+
+        uri = _uri(tracking)
+        settings = automl_settings(time_budget, max_iter, None, estimators, seed)
+        request = RetrainRequest(
+            data=data,
+            model=model,
+            settings=settings,
+            tracking_uri=uri,
+            out=out,
+            metric=metric,
+            margin=margin,
+            force=force,
+            holdout=holdout,
+        )
+        outcome = run_retrain(request)
+    console.print(f"compared on {outcome.rows} fresh rows neither model was fitted on:")
+    for key in ("roc_auc", "log_loss", "f1"):
+        console.print(
+            f"  {key}: champion (version {outcome.champion_version}) "
+            f"{outcome.champion[key]:.4f}, challenger (version {outcome.challenger_version}) "
+            f"{outcome.challenger[key]:.4f}"
+        )
+    verdict = "PROMOTED" if outcome.promoted else "KEPT the champion"
+    console.print(
+        f"{verdict}: {outcome.reason}; {outcome.name}@{outcome.alias} → version "
+        f"{outcome.challenger_version if outcome.promoted else outcome.champion_version} "
+        f"(MLflow run {outcome.run_id})"
+    )

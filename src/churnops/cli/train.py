@@ -111,7 +111,7 @@ def train(
         if no_tracking and not register:
             err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         request = training.TrainRequest(
-            settings=_automl_settings(
+            settings=automl_settings(
                 time_budget, max_iter, metric, estimators, seed, refit, eval_method
             ),
             policy=_threshold_policy(threshold, cost_fp, cost_fn),
@@ -153,7 +153,7 @@ def train(
             )
 
 
-def _automl_settings(
+def automl_settings(
     time_budget: float | None,
     max_iter: int | None,
     metric: str | None,

@@ -332,6 +332,20 @@ def log_training(
     return run_id
 
 
+def log_outcome(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """Add metrics and tags to a recorded run (a retraining decision, for example)."""
+    from mlflow.entities import Metric, RunTag
+
+    mlflow = client(uri)
+    with mlflow_errors(f"recording the outcome of run {run_id} in {uri}"):
+        now = int(mlflow.get_run(run_id).info.start_time)
+        mlflow.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+
+
 def run_params(manifest: Manifest) -> dict[str, Any]:
     """Flat MLflow parameters of a manifest: ``automl.*``, ``threshold.*``, ``data.*``..."""
     settings, schema, automl = manifest.settings, manifest.schema_, manifest.automl
