@@ -70,6 +70,8 @@ predictions = sa.Table(
     sa.Column("features", sa.Text(), nullable=False),
     sa.Column("probability", sa.Float(), nullable=False),
     sa.Column("label", sa.Text(), nullable=False),
+    sa.Index("ix_predictions_record_key", "record_key"),
+    sa.Index("ix_predictions_logged_at", "logged_at"),
 )
 labels = sa.Table(
     "labels",
@@ -79,6 +81,7 @@ labels = sa.Table(
     sa.Column("label", sa.Text(), nullable=False),
     sa.Column("labelled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("source", sa.Text(), nullable=False),
+    sa.Index("ix_labels_record_key", "record_key"),
 )
 
 
@@ -435,6 +438,7 @@ class PredictionLog:
                 self.dropped += n
         if not accepted:
             self._on_dropped(n)
+            self._on_queue(self._size)
             return False
         if self._size >= self.batch:
             self._wake.set()
@@ -485,6 +489,7 @@ class PredictionLog:
                         self._give_up(rows)
                         rows = []
                         break
+                    self._on_queue(self._size)
                     self._pause(min(self.max_backoff, self.interval * 2 ** (failures - 1)))
                     continue
                 failures = 0

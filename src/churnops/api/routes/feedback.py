@@ -89,14 +89,12 @@ def label_pairs(
             problems.append({"record": i, "field": "key", "problem": key_problem})
         label = entry.get("label")
         if not isinstance(label, str) or label not in classes:
-            shown = "missing" if "label" not in entry else f"{label!r}"[:60]
-            problems.append(
-                {
-                    "record": i,
-                    "field": "label",
-                    "problem": f"{shown} is not one of the model's classes {list(classes)}",
-                }
+            problem = (
+                f"missing: send one of the model's classes {list(classes)}"
+                if "label" not in entry
+                else f"{label!r}"[:60] + f" is not one of the model's classes {list(classes)}"
             )
+            problems.append({"record": i, "field": "label", "problem": problem})
         elif key is not None:
             pairs.append((key, label))
         if len(problems) >= 100:
