@@ -268,13 +268,16 @@ def _sqlite_engine(url: str, parsed: sa.URL) -> sa.Engine:
     return engine
 
 
+_MIGRATING = threading.Lock()  # Alembic's context is process-global: one migration at a time
+
+
 def _migrate(engine: sa.Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # Held until this transaction ends: concurrent first uses create the tables once.
             connection.execute(
