@@ -15,11 +15,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from churnops.monitoring.store import Answers, PredictionLog, open_store
+from churnops.monitoring.store import INSERT_COLUMNS, Answers, PredictionLog, open_store
 
 from ..api.servers import CHURNOPS, _env, serving
 from ..api.support import AUTH, payload
 from .conftest import PG_URL, reset_postgres
+
+REQUEST_ID = INSERT_COLUMNS.index("request_id")
 
 
 class FlakyStore:
@@ -39,7 +41,7 @@ class FlakyStore:
         self.batches.append(len(rows))
         if self.down:
             raise sa_exc.OperationalError("INSERT", {}, Exception("database is locked"))
-        if any(r["request_id"] in self.refuse for r in rows):
+        if any(r[REQUEST_ID] in self.refuse for r in rows):
             raise sa_exc.IntegrityError("INSERT", {}, Exception("value refused"))
         self.rows.extend(rows)
 
@@ -49,8 +51,8 @@ class FlakyStore:
 
 def answers(request_id: str, n: int = 1) -> Answers:
     records = [{"customerID": f"{request_id}-{i}", "tenure": i} for i in range(n)]
-    return Answers(time.time(), "churn", "v1", request_id, "customerID", records, ["No"] * n,
-                   [0.1] * n)  # fmt: skip
+    body = json.dumps(records).encode()
+    return (time.time(), "churn", "v1", request_id, "customerID", body, ("No",) * n, (0.1,) * n)
 
 
 class Counts:
@@ -99,7 +101,7 @@ def test_the_queue_is_bounded_while_the_store_is_down_then_drains():
     store.down = False
     assert log.flush(10)
     assert len(store.rows) == 10 == counts.logged
-    assert [r["request_id"] for r in store.rows] == [f"r{i}" for i in range(10)]
+    assert [r[REQUEST_ID] for r in store.rows] == [f"r{i}" for i in range(10)]
     assert log.queued == 0
     assert counts.queue[-1] == 0
     log.close()
@@ -113,7 +115,7 @@ def test_a_refused_batch_is_dropped_and_counted_not_retried_forever():
         log.append(answers(request_id))
     log.close()
     # Batches of two: [a, bad] is refused whole, [b, c] written.
-    assert [r["request_id"] for r in store.rows] == ["b", "c"]
+    assert [r[REQUEST_ID] for r in store.rows] == ["b", "c"]
     assert (counts.logged, counts.dropped) == (2, 2)
 
 

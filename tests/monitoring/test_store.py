@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from alembic.migration import MigrationContext
 from churnops.errors import ConfigError, DataError
 from churnops.monitoring.labels import attach_labels
 from churnops.monitoring.store import (
+    INSERT_COLUMNS,
     Answers,
     metadata,
     open_store,
@@ -27,21 +29,18 @@ from churnops.monitoring.store import (
 )
 
 
-def _rows(keys: list[str | None], version: str = "v1") -> list[dict]:
+def _rows(keys: list[str | None], version: str = "v1") -> list[tuple]:
     now = dt.datetime.now(dt.UTC)
-    return [
-        {
-            "logged_at": now,
-            "model_name": "churn",
-            "model_version": version,
-            "request_id": f"r{i}",
-            "record_key": key,
-            "features": orjson.dumps({"customerID": key, "tenure": i}).decode(),
-            "probability": 0.25,
-            "label": "No",
-        }
-        for i, key in enumerate(keys)
+    features = [
+        orjson.dumps({"customerID": key, "tenure": i}).decode() for i, key in enumerate(keys)
     ]
+    return [
+        (now, "churn", version, f"r{i}", key, features[i], 0.25, "No") for i, key in enumerate(keys)
+    ]
+
+
+def _named(rows) -> list[dict]:
+    return [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows]
 
 
 def test_open_creates_the_current_schema_once(new_store_url):
@@ -196,11 +195,7 @@ FIRST_USE = textwrap.dedent(
         time.sleep(0.001)
     store = open_store(url)
     import datetime as dt
-    store.insert_predictions([{
-        "logged_at": dt.datetime.now(dt.UTC), "model_name": "m", "model_version": "v",
-        "request_id": key, "record_key": key, "features": "{}", "probability": 0.5,
-        "label": "No",
-    }])
+    store.insert_predictions([(dt.datetime.now(dt.UTC), "m", "v", key, key, "{}", 0.5, "No")])
     store.close()
     """
 )
@@ -238,10 +233,23 @@ def test_rows_of_a_request_keep_the_records_as_received():
         {"customerID": "x" * 300},
         {"customerID": True},
     ]
-    answers = Answers(0.0, "churn", "v9", "req", "customerID", records, ["Yes"] * 5, [0.9] * 5)
-    rows = rows_of(answers)
+    body = bytearray(orjson.dumps(records))
+    answers: Answers = (0.0, "churn", "v9", "req", "customerID", body, ("Yes",) * 5, (0.9,) * 5)
+    rows = _named(rows_of(answers))
     assert [r["record_key"] for r in rows] == ["A-1", "17", None, None, None]
     assert orjson.loads(rows[0]["features"]) == records[0]
     assert rows[0]["logged_at"] == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     assert {r["request_id"] for r in rows} == {"req"}
     assert record_key({"id": "a"}, None) is None
+
+
+def test_rows_of_a_body_only_the_incremental_parser_reads():
+    # A lone surrogate: orjson refuses it, the API's large-body parser does not. The row keeps
+    # it escaped (storable text); a key with one is no key.
+    body = b'[{"customerID": "k", "city": "\\ud800"}, {"customerID": "\\udfff"}]'
+    rows = _named(rows_of((0.0, "m", "v", "r", "customerID", body, ("No", "No"), (0.1, 0.2))))
+    assert [r["record_key"] for r in rows] == ["k", None]
+    assert rows[0]["features"].isascii()
+    assert json.loads(rows[0]["features"]) == {"customerID": "k", "city": "\ud800"}
+    for row in rows:
+        row["features"].encode()  # valid UTF-8: any database takes it

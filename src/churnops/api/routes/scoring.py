@@ -42,19 +42,18 @@ async def predict(request: Request, model: Served) -> Response:
     state = request.app.state
     with state.body_budget.hold() as hold:
         scored = await _predict(request, state.settings, model, hold, state.metrics)
-    request.state.records = len(scored.records)
+    request.state.records = scored.records
     request.state.model_version = model.version
     prediction_log: PredictionLog | None = state.prediction_log
     if prediction_log is not None:
         # Only a queue append here: rows, JSON and the insert are made by the log's thread.
         id_columns = model.artifact.schema.id_columns
-        prediction_log.append(
-            Answers(
-                time.time(), model.artifact.name, model.version, request.state.request_id,
-                id_columns[0] if id_columns else None, scored.records, scored.labels,
-                scored.probabilities,
-            )
+        answers: Answers = (
+            time.time(), model.artifact.name, model.version, request.state.request_id,
+            id_columns[0] if id_columns else None, scored.request_body, tuple(scored.labels),
+            tuple(scored.probabilities),
         )  # fmt: skip
+        prediction_log.append(answers)
     return Response(
         scored.body, media_type="application/json", headers={"X-Model-Version": model.version}
     )
@@ -64,9 +63,10 @@ class Scored(NamedTuple):
     """A scored /predict body: the response and what the prediction log keeps."""
 
     body: bytes
-    records: list[Any]
+    records: int
     labels: list[str]
     probabilities: list[float]  # of the positive class
+    request_body: bytes | bytearray  # as received: the prediction log parses it again
 
 
 async def _predict(
@@ -108,7 +108,7 @@ def score_body(
     if len(p) - positives:
         metrics.predictions.labels(negative).inc(len(p) - positives)
     metrics.records.observe(len(p))
-    return Scored(orjson.dumps(result), records, scores.labels, p)
+    return Scored(orjson.dumps(result), len(p), scores.labels, p, body)
 
 
 @router.get(
