@@ -31,10 +31,13 @@ RUN /opt/venv/bin/pip install --no-compile --no-deps /build \
 
 FROM ${BASE_IMAGE}
 # libgomp1: the OpenMP runtime LightGBM's library links against (treelite bundles its own).
+# /var/lib/churnops (CHURN_HOME), the service user's own: the default prediction log
+# (monitoring.db) lives there; mount a volume on it to keep the log, or pass CHURN_STORE_URL.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin churnops
+ && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin churnops \
+ && install -d -o 10001 -g 10001 /var/lib/churnops
 COPY --from=builder /opt/venv /opt/venv
 ARG MODEL_DIR=build/model
 COPY ${MODEL_DIR} /app/model
@@ -42,7 +45,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     CHURN_MODEL=/app/model \
-    CHURN_HOST=0.0.0.0
+    CHURN_HOST=0.0.0.0 \
+    CHURN_HOME=/var/lib/churnops
 WORKDIR /app
 USER 10001:10001
 # Cloud Run sets PORT; churnops listens on CHURN_PORT, else PORT, else 8080.

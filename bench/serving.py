@@ -399,6 +399,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="churnops' prediction log: a store URL, or 'off' (--no-store); default a SQLite "
+        "file in the run's temporary directory",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install it (apt-get install wrk) and run again")
@@ -450,6 +456,11 @@ def main() -> None:
                 str(port),
                 "--workers",
                 str(args.workers),
+                *(
+                    ["--no-store"]
+                    if args.store == "off"
+                    else ["--store", args.store or f"sqlite:///{tmp / 'monitoring.db'}"]
+                ),
             ],
             env,
             "/health/ready",

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(30.0, ge=0)
     log_level: LogLevel = "info"
     home: Path = Path(".churnops")
+    # The prediction log (churnops.monitoring.store): a SQLAlchemy URL (sqlite:///PATH,
+    # postgresql://USER:PASSWORD@HOST/DB); default a SQLite file HOME/monitoring.db. At most
+    # store_queue records wait in memory for the store (each as its request body: about 0.6 KB a
+    # Telco record, so 60 MB at the default); beyond that they are dropped and counted.
+    # no_store turns the log off.
+    store_url: str | None = None
+    store_queue: int = Field(100_000, ge=1)
+    no_store: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod

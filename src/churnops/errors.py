@@ -52,3 +52,7 @@ class LimitError(ChurnopsError):
 
 class StartupError(ChurnopsError):
     """A server could not start (the reason has been logged)."""
+
+
+class StoreError(ChurnopsError):
+    """The prediction store cannot be reached or refused a write (the service answers on)."""

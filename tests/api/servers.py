@@ -25,7 +25,12 @@ def free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_") and k != "PORT"}
+    # CHURN_HOME stays: the test's own data directory (prediction log, caches), never the tree's.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (k == "CHURN_HOME" or not k.startswith("CHURN_")) and k != "PORT"
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(extra)
     return env

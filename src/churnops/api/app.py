@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 
 from churnops import __version__
 from churnops.api import errors
@@ -21,9 +22,10 @@ from churnops.api.body import BodyBudget
 from churnops.api.metrics import Metrics, worker_exited
 from churnops.api.observability import ObservabilityMiddleware
 from churnops.api.openapi import describe_model
-from churnops.api.routes import operations, scoring
+from churnops.api.routes import feedback, operations, scoring
 from churnops.api.serving import ModelHolder, ModelLocation, ModelSource
 from churnops.config import Settings
+from churnops.monitoring.store import PredictionLog, open_store, settings_store_url
 
 log = logging.getLogger("churnops.api")
 
@@ -53,10 +55,15 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     following = source is not None
     metrics = Metrics()
     holder = ModelHolder(source or (lambda: ModelLocation(Path(settings.model))), metrics)
+    store_url = settings_store_url(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await holder.load()
+        if store_url is not None:
+            app.state.prediction_log = await run_in_threadpool(
+                _prediction_log, store_url, settings.store_queue, metrics
+            )
         if weakness is not None:
             log.warning(f"WEAK PASSWORD accepted because of --dev: {weakness}")
         if settings.no_auth:
@@ -73,6 +80,11 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
+            prediction_log: PredictionLog | None = app.state.prediction_log
+            if prediction_log is not None:
+                # Every prediction answered is written before the worker exits.
+                await run_in_threadpool(prediction_log.close)
+                app.state.prediction_log = None
             worker_exited()
 
     app = FastAPI(
@@ -84,6 +96,7 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
+    app.state.prediction_log = None  # opened in the lifespan, unless settings.no_store
     app.state.body_budget = BodyBudget(max(settings.max_bodies_bytes, settings.max_body_bytes))
     app.state.large_bodies = anyio.CapacityLimiter(LARGE_BODY_WORKERS)
     errors.install(app)
@@ -94,6 +107,7 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
         credentials, FailedAuthThrottle(settings.auth_failures, settings.auth_window), metrics
     )
     app.include_router(scoring.router, dependencies=[Depends(authenticate)])
+    app.include_router(feedback.router, dependencies=[Depends(authenticate)])
     app.include_router(operations.router)
     documents: dict[str | None, dict[str, Any]] = {}
 
@@ -114,6 +128,18 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _prediction_log(url: str, capacity: int, metrics: Metrics) -> PredictionLog:
+    store = open_store(url)  # creates or migrates the tables; ConfigError: one line
+    log.info(f"prediction log: {store.shown}")
+    return PredictionLog(
+        store,
+        capacity,
+        on_logged=metrics.predictions_logged.inc,
+        on_dropped=metrics.predictions_dropped.inc,
+        on_queue=metrics.prediction_log_queue.set,
+    )
 
 
 async def _reload(holder: ModelHolder) -> None:

@@ -25,6 +25,7 @@ from churnops.errors import (
     DataError,
     LimitError,
     RecordError,
+    StoreError,
 )
 
 log = logging.getLogger("churnops.api")
@@ -39,6 +40,9 @@ STATUS: list[tuple[type[ChurnopsError], int]] = [
     # event out of the 5xx counts and error logs, where a server fault would be.
     (ClientGoneError, 499),
     (ServerBusyError, 503),
+    # The prediction store is off or down: /feedback cannot store labels now (/predict never
+    # waits for the store).
+    (StoreError, 503),
     (LimitError, 413),
     (ArtifactError, 503),
     (DataError, 422),

@@ -55,6 +55,20 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.predictions_logged = Counter(
+            "churnops_predictions_logged_total",
+            "Predictions written to the prediction store",
+            registry=r,
+        )
+        self.predictions_dropped = Counter(
+            "churnops_predictions_dropped_total",
+            "Predictions not logged: the queue was full, or the store refused or stayed down",
+            registry=r,
+        )
+        self.prediction_log_queue = Gauge(
+            "churnops_prediction_log_queue", "Predictions waiting to be written to the store",
+            multiprocess_mode="livesum", registry=r,
+        )  # fmt: skip
         self.model_info = Gauge(
             "churnops_model_info", "The model being served (value 1)",
             ["name", "version", "runtime"], multiprocess_mode="liveall", registry=r,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from churnops.monitoring.store import MAX_KEY_CHARS
 from churnops.schema import MAX_NUMBER_CHARS, MAX_TEXT_CHARS, NUMBER_PATTERN, Feature, Schema
 
 # Numeric text the server reads: churnops.schema.NUMBER_PATTERN with surrounding blanks.
@@ -36,6 +37,24 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **RESPONSES,
     503: {"description": "No model loaded yet, or too many large bodies in flight (retry)."},
 }
+FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Labels stored, and the keys no logged prediction has."},
+    400: {"description": "The body is not a JSON array."},
+    408: {"description": "The body did not arrive within the body timeout."},
+    413: {"description": "Too many labels or too large a body."},
+    415: {"description": "The body is declared as something other than JSON."},
+    422: {"description": "A label or key is not usable; problems name each one."},
+    **RESPONSES,
+    503: {"description": "No model loaded yet, or the prediction store is off or unavailable."},
+}
+
+
+class FeedbackOut(BaseModel):
+    """What became of the labels sent."""
+
+    stored: int = Field(description="Labels stored.")
+    unknown: int = Field(description="Labels whose key no logged prediction has (not stored).")
+    unknown_keys: list[str] = Field(description="The first few of those keys.")
 
 
 class HealthOut(BaseModel):
@@ -201,10 +220,49 @@ def predict_body(schema: Schema, max_records: int) -> dict[str, Any]:
     }
 
 
+def feedback_body(schema: Schema, max_records: int) -> dict[str, Any]:
+    """The ``requestBody`` of ``/feedback`` for a model with ``schema``."""
+    label = {
+        "type": "object",
+        "required": ["key", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "key": {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_KEY_CHARS,
+                        "pattern": "^[^\\x00]*$",
+                    },
+                    {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1},
+                ],
+                "description": "The record's ID ("
+                + (", ".join(schema.id_columns) or "its ID")
+                + ") as it was sent to /predict.",
+            },
+            "label": {"type": "string", "enum": list(schema.classes)},
+        },
+    }
+    example = {"key": "7590-VHVEG", "label": schema.positive_label}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "minItems": 1, "maxItems": max_records,
+                           "items": label},
+                "example": [example],
+            }
+        },
+    }  # fmt: skip
+
+
 def describe_model(document: dict[str, Any], schema: Schema, max_records: int) -> dict[str, Any]:
-    """``document`` with ``/predict``'s request body and every response schema filled in."""
+    """``document`` with the request bodies and every response schema filled in."""
     operation = document["paths"]["/predict"]["post"]
     operation["requestBody"] = predict_body(schema, max_records)
+    if "/feedback" in document["paths"]:
+        document["paths"]["/feedback"]["post"]["requestBody"] = feedback_body(schema, max_records)
     for path_item in document["paths"].values():
         for op in path_item.values():
             for status, response in op.get("responses", {}).items():

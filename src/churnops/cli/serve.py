@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from churnops.cli.app import app, console, err_console, user_errors
+from churnops.cli.app import app, console, err_console, fail, user_errors
 
 
 def say(text: str, err: bool = False) -> None:
@@ -43,13 +43,28 @@ def serve(
         bool,
         typer.Option("--dev", help="Development: accept a weak password, with a loud warning."),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Prediction log database URL: sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST/DB [env CHURN_STORE_URL; default sqlite in "
+            ".churnops/monitoring.db].",
+        ),
+    ] = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Log no predictions [env CHURN_NO_STORE].")
+    ] = False,
 ) -> None:
     """Serve a model over HTTP: POST /predict behind HTTP Basic auth."""
     from churnops.workflows.serving import plan_service, run_service
 
+    if store is not None and no_store:
+        fail("--store and --no-store contradict each other: give one")
     # Options left out (None, False) leave the setting to the environment.
     given = {"model": model, "host": host, "port": port, "workers": workers}
-    given.update(no_auth=no_auth or None, dev=dev or None)
+    given.update(no_auth=no_auth or None, dev=dev or None, no_store=no_store or None)
+    given["store_url"] = store
     with user_errors():
         # Everything is checked before uvicorn starts, so a bad start is one clear line.
         plan = plan_service(given, generate_credentials)
@@ -86,6 +101,7 @@ def serve(
             f"{plan.password_weakness}[/]",
             err=True,
         )
+    say(f"prediction log: {plan.store}" if plan.store else "prediction log: off (--no-store)")
     if plan.following:
         say(f"following {settings.model}: checked every {settings.model_poll_seconds:g} s")
     with user_errors():

@@ -1,5 +1,7 @@
-"""Monitoring a served model: drift and data quality of logged traffic against the reference.
+"""Monitoring a served model: the prediction log, ground truth, drift and performance.
 
-Submodules are imported by name (``churnops.monitoring.drift``, ``churnops.monitoring.report``):
-this package imports nothing itself, so a light module added here does not pull in pandas.
+The API imports :mod:`churnops.monitoring.store` only (SQLAlchemy and orjson, nothing of the
+training stack). The other submodules (``labels``, ``window``, ``drift``, ``report``,
+``performance``) read data frames and are for commands and use cases. This package imports
+nothing itself, so importing the store does not pull in pandas.
 """

@@ -38,6 +38,7 @@ class ServePlan:
     served: ServedModel
     generated_credentials: bool
     password_weakness: str | None
+    store: str | None = None  # the prediction store, password masked; None with no_store
 
     @property
     def following(self) -> bool:
@@ -54,7 +55,9 @@ def plan_service(overrides: Mapping[str, object], generate_credentials: bool = F
     a field to the environment). With ``no_auth`` the host defaults to loopback. With
     ``generate_credentials`` and no credentials configured, a strong password is made for this
     run. A registry reference is resolved (and its model verified) here, so a bad reference is
-    one line before uvicorn starts; the workers get the reference itself and follow it.
+    one line before uvicorn starts; the workers get the reference itself and follow it. The
+    prediction store is opened (created or migrated) here too, so a bad ``store_url`` is one
+    line as well; each worker opens it again when it starts.
     """
     given = {name: value for name, value in overrides.items() if value is not None}
     if given.get("no_auth"):
@@ -70,7 +73,27 @@ def plan_service(overrides: Mapping[str, object], generate_credentials: bool = F
     from churnops.workflows.models import model_path
 
     served = load_served_model(ModelLocation(model_path(settings.model)))
-    return ServePlan(settings, served, generated, settings.password_weakness())
+    return ServePlan(
+        settings, served, generated, settings.password_weakness(), check_store(settings)
+    )
+
+
+def check_store(settings: Settings) -> str | None:
+    """Open the prediction store ``settings`` name (creating it); its masked URL, or None.
+
+    Raises
+    ------
+    ConfigError
+        The store cannot be opened (one line).
+    """
+    from churnops.monitoring.store import open_store, settings_store_url
+
+    url = settings_store_url(settings)
+    if url is None:
+        return None
+    store = open_store(url)
+    store.close()
+    return store.shown
 
 
 def run_service(plan: ServePlan, warn: Callable[[str], object] = print) -> None:

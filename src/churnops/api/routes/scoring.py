@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -19,6 +20,7 @@ from churnops.api.openapi import PREDICT_RESPONSES, RESPONSES, MetadataOut, Relo
 from churnops.api.serving import ServedModel
 from churnops.config import Settings
 from churnops.inference import Scorer
+from churnops.monitoring.store import Answers, PredictionLog
 
 router = APIRouter()
 
@@ -39,17 +41,37 @@ async def predict(request: Request, model: Served) -> Response:
     check_content_type(request)
     state = request.app.state
     with state.body_budget.hold() as hold:
-        result, records = await _predict(request, state.settings, model, hold, state.metrics)
-    request.state.records = records
+        scored = await _predict(request, state.settings, model, hold, state.metrics)
+    request.state.records = scored.records
     request.state.model_version = model.version
+    prediction_log: PredictionLog | None = state.prediction_log
+    if prediction_log is not None:
+        # Only a queue append here: rows, JSON and the insert are made by the log's thread.
+        id_columns = model.artifact.schema.id_columns
+        answers: Answers = (
+            time.time(), model.artifact.name, model.version, request.state.request_id,
+            id_columns[0] if id_columns else None, scored.request_body, tuple(scored.labels),
+            tuple(scored.probabilities),
+        )  # fmt: skip
+        prediction_log.append(answers)
     return Response(
-        result, media_type="application/json", headers={"X-Model-Version": model.version}
+        scored.body, media_type="application/json", headers={"X-Model-Version": model.version}
     )
+
+
+class Scored(NamedTuple):
+    """A scored /predict body: the response and what the prediction log keeps."""
+
+    body: bytes
+    records: int
+    labels: list[str]
+    probabilities: list[float]  # of the positive class
+    request_body: bytes | bytearray  # as received: the prediction log parses it again
 
 
 async def _predict(
     request: Request, settings: Settings, model: ServedModel, hold: BodyHold, metrics: Metrics
-) -> tuple[bytes, int]:
+) -> Scored:
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
     if len(body) <= INLINE_BODY_BYTES:
         # A few records score in well under a millisecond, less than handing them to a worker
@@ -65,8 +87,8 @@ async def _predict(
 
 def score_body(
     scorer: Scorer, body: bytes | bytearray, max_records: int, metrics: Metrics
-) -> tuple[bytes, int]:
-    """Parse, validate and score a /predict body; return the response body and record count."""
+) -> Scored:
+    """Parse, validate and score a /predict body; return the response and the answers."""
     records = parse_records(body, max_records)
     scores = scorer.score_records(records)
     positive = scorer.positive_label
@@ -86,7 +108,7 @@ def score_body(
     if len(p) - positives:
         metrics.predictions.labels(negative).inc(len(p) - positives)
     metrics.records.observe(len(p))
-    return orjson.dumps(result), len(p)
+    return Scored(orjson.dumps(result), len(p), scores.labels, p, body)
 
 
 @router.get(
