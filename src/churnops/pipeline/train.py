@@ -26,7 +26,7 @@ from churnops.artifact import (
 )
 from churnops.data.dataset import Dataset, split_dataset
 from churnops.data.profile import reference_profile
-from churnops.errors import ConfigError, DataError
+from churnops.errors import DataError
 from churnops.pipeline.build import AutoMLSettings, automl_fit_params, build_pipeline
 from churnops.pipeline.evaluate import ThresholdPolicy, choose_threshold, evaluate
 from churnops.pipeline.export import serving_files
@@ -127,11 +127,6 @@ def train_model(
         pipeline.fit(train.X, train.y, **automl_fit_params(settings, log_file))
         fit_seconds = time.perf_counter() - started
         history = _read_history(log_file)
-        if getattr(pipeline.named_steps["automl"], "model", None) is None:
-            raise ConfigError(
-                f"the search finished no trial ({settings.max_iter or 'no'} trial limit, "
-                f"{settings.time_budget or 'no'} s budget): allow more trials or time"
-            )
 
         positive = schema.positive_label
         threshold = policy.value
@@ -143,7 +138,10 @@ def train_model(
             )
         test_scores = positive_probability(pipeline, test.X, positive)
         metrics = evaluate((test.y == positive).to_numpy(), test_scores, threshold)
-        if settings.refit:
+        # The refit replays the search log's best trial; a search stopped before its first
+        # trial was logged (max_iter=1) has none, and its evaluated model is exported as is.
+        refitted = settings.refit and bool(history)
+        if refitted:
             started = time.perf_counter()
             final_schema = dataset.schema()
             final = refit_pipeline(pipeline, final_schema, dataset, log_file, settings)
@@ -162,7 +160,7 @@ def train_model(
         "evaluation": {"rows": test.rows, "model_fitted_on_rows": train.rows},
         "threshold": {"rows": validation.rows if validation is not None else 0},
         "final": {
-            "refit": settings.refit,
+            "refit": refitted,
             "rows": fitted_on.rows,
             "refit_seconds": refit_seconds,
         },
