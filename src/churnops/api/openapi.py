@@ -22,31 +22,42 @@ _NUMBER_TEXT = f"^{_SPACE}*{NUMBER_PATTERN}{_SPACE}*$"
 _BLANK_TEXT = f"^{_SPACE}*$"
 _NOT_BLANK = "[^ \\t\\n\\r\\f\\v]"
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
+Responses = dict[int | str, dict[str, Any]]
+RESPONSES: Responses = {
     401: {"description": "Missing or wrong credentials."},
     429: {"description": "Too many failed logins from this address; see Retry-After."},
     503: {"description": "No model loaded yet."},
 }
-PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "One result per record, keyed by position."},
-    400: {"description": "The body is not a JSON array of objects."},
-    408: {"description": "The body did not arrive within the body timeout."},
-    413: {"description": "Too many records or too large a body."},
-    415: {"description": "The body is declared as something other than JSON."},
-    422: {"description": "A record does not match the model's schema; problems name each field."},
-    **RESPONSES,
-    503: {"description": "No model loaded yet, or too many large bodies in flight (retry)."},
-}
-FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Labels stored, and the keys no logged prediction has."},
-    400: {"description": "The body is not a JSON array."},
-    408: {"description": "The body did not arrive within the body timeout."},
-    413: {"description": "Too many labels or too large a body."},
-    415: {"description": "The body is declared as something other than JSON."},
-    422: {"description": "A label or key is not usable; problems name each one."},
-    **RESPONSES,
-    503: {"description": "No model loaded yet, or the prediction store is off or unavailable."},
-}
+
+
+def body_responses(
+    answer: str, items: str, unusable: str, unavailable: str
+) -> dict[int | str, Any]:
+    """The statuses of a route that reads a JSON array of ``items``, described for it."""
+    return {
+        200: {"description": answer},
+        400: {"description": "The body is not a JSON array of objects."},
+        408: {"description": "The body did not arrive within the body timeout."},
+        413: {"description": f"Too many {items} or too large a body."},
+        415: {"description": "The body is declared as something other than JSON."},
+        422: {"description": f"{unusable}; problems name each field."},
+        **RESPONSES,
+        503: {"description": f"No model loaded yet, or {unavailable}."},
+    }
+
+
+PREDICT_RESPONSES = body_responses(
+    "One result per record, keyed by position.",
+    "records",
+    "A record does not match the model's schema",
+    "too many large bodies in flight (retry)",
+)
+FEEDBACK_RESPONSES = body_responses(
+    "Labels stored, and the keys no logged prediction has.",
+    "labels",
+    "A label or key is not usable",
+    "the prediction store is off or unavailable",
+)
 
 
 class FeedbackOut(BaseModel):

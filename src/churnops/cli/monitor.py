@@ -36,6 +36,8 @@ AllVersionsOption = Annotated[
     typer.Option("--all-versions", help="Every version of the model's name, not only this one."),
 ]
 
+KEY_HELP = "The record key (the ID column sent to /predict)."
+
 
 def _store_url(store: str | None) -> str:
     from churnops.config import read_settings
@@ -48,12 +50,8 @@ def _store_url(store: str | None) -> str:
 @monitor_app.command("labels")
 def labels(
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file with keys and labels.")],
-    key_column: Annotated[
-        str, typer.Option("--key-column", help="The record key (the ID sent to /predict).")
-    ] = "customerID",
-    label_column: Annotated[
-        str, typer.Option("--label-column", help="The actual label.")
-    ] = "Churn",
+    key_column: Annotated[str, typer.Option("--key-column", help=KEY_HELP)] = "customerID",
+    label_column: Annotated[str, typer.Option("--label-column", help="Actual label.")] = "Churn",
     store: StoreOption = None,
 ) -> None:
     """Attach actual labels to logged predictions; print how many were stored and unknown."""
@@ -138,16 +136,16 @@ def drift(
 @monitor_app.command("performance")
 def performance(
     model: ModelOption,
-    store: StoreOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    all_versions: AllVersionsOption = False,
     period: Annotated[
         str, typer.Option("--period", help="Group by: D (day), W (week), h (hour), none.")
     ] = "D",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the figures as JSON.")
     ] = None,
+    store: StoreOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    all_versions: AllVersionsOption = False,
 ) -> None:
     """ROC AUC, log loss, F1 and calibration on logged predictions, per period, against training.
 

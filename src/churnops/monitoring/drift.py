@@ -169,10 +169,10 @@ class DriftReport:
 
     def feature(self, name: str) -> FeatureDrift:
         """The result for the feature called ``name``."""
-        for f in self.features:
-            if f.name == name:
-                return f
-        raise KeyError(name)
+        found = [f for f in self.features if f.name == name]
+        if not found:
+            raise KeyError(name)
+        return found[0]
 
     def to_json(self) -> dict[str, Any]:
         """A dict of plain JSON types (no NaN: unknown numbers are ``None``)."""

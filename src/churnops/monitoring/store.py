@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 
 from churnops.config import Settings
 from churnops.errors import ConfigError, StoreError
+from churnops.files import creation_lock, prepare_database_file
 
 log = logging.getLogger("churnops.monitoring")
 
@@ -282,14 +283,7 @@ def open_store(url: str) -> PredictionStore:
 
 def _sqlite_engine(url: str, parsed: sa.URL) -> sa.Engine:
     path = Path(str(parsed.database))
-    if path.is_dir():
-        raise ConfigError(f"store URL {url!r}: {path} is a directory, not a database file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"store URL {url!r}: cannot create {path.parent} ({exc.strerror})"
-        ) from None
+    prepare_database_file(path, f"store URL {url!r}")
     engine = sa.create_engine(parsed, connect_args={"timeout": CONNECT_TIMEOUT})
 
     @sa.event.listens_for(engine, "connect")
@@ -322,26 +316,10 @@ def _migrate(engine: sa.Engine) -> None:
         command.upgrade(config, "head")
 
 
-@contextmanager
-def _file_lock(url: str, database: Path) -> Iterator[None]:
+def _file_lock(url: str, database: Path) -> AbstractContextManager[None]:
     """The lock beside a SQLite file: one process at a time creates or migrates it."""
-    from filelock import FileLock, Timeout
-
     path = database.with_name(database.name + ".lock")
-    lock = FileLock(str(path), timeout=LOCK_TIMEOUT)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ConfigError(
-            f"prediction store {url}: another process has held {path} for over "
-            f"{LOCK_TIMEOUT:.0f} s while creating it; try again when it has finished"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"prediction store {url}: cannot lock {path} ({exc})") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return creation_lock(path, f"prediction store {url}", LOCK_TIMEOUT)
 
 
 @contextmanager

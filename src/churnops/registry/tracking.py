@@ -15,13 +15,14 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from churnops.artifact import HISTORY_FILE, REPORT_FILE, Manifest, ModelArtifact
 from churnops.errors import ChurnopsError, ConfigError
+from churnops.files import creation_lock, prepare_database_file
 
 EXPERIMENT = "churnops"
 ARTIFACT_PATH = "model"  # where a run keeps its churnops artifact directory
@@ -114,16 +115,7 @@ def _sqlite_path(uri: str) -> Path:
 
 def _check_sqlite(uri: str) -> None:
     path = _sqlite_path(uri)
-    if path.is_dir():
-        raise ConfigError(f"tracking URI {uri!r}: {path} is a directory, not a database file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"tracking URI {uri!r}: cannot create {path.parent} ({exc.strerror})"
-        ) from None
-    if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"tracking URI {uri!r}: {path.parent} is not writable")
+    prepare_database_file(path, f"tracking URI {uri!r}")
     open_store(uri)
 
 
@@ -234,26 +226,9 @@ def store_lock_path(uri: str) -> Path:
     return Path(tempfile.gettempdir()) / f"churnops-mlflow-{key}.lock"
 
 
-@contextmanager
-def store_lock(uri: str, timeout: float = STORE_LOCK_TIMEOUT) -> Iterator[None]:
+def store_lock(uri: str, timeout: float = STORE_LOCK_TIMEOUT) -> AbstractContextManager[None]:
     """Hold the inter-process lock of the store at ``uri`` (see :func:`store_lock_path`)."""
-    from filelock import FileLock, Timeout
-
-    path = store_lock_path(uri)
-    lock = FileLock(str(path), timeout=timeout)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ConfigError(
-            f"tracking store {uri}: another process has held its lock {path} for over "
-            f"{timeout:.0f} s while creating it; try again when it has finished"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"tracking store {uri}: cannot lock {path} ({exc})") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return creation_lock(store_lock_path(uri), f"tracking store {uri}", timeout)
 
 
 @contextmanager
