@@ -115,6 +115,8 @@ def start_server(model: Path, log: Path, **settings: str) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
     env.update(CHURN_USER=USER, CHURN_PASSWORD=PASSWORD, CHURN_LOG_LEVEL="warning", **settings)
+    # The server's prediction log (on, as by default) goes beside its log, not into the project.
+    env["CHURN_HOME"] = str(log.parent / "home")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(BIN / "churnops"), "serve", "--model", str(model), "--host", "127.0.0.1",

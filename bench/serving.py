@@ -413,7 +413,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         model = args.model or train_model(args.data, tmp / "model")
         user, password = "bench", secrets.token_urlsafe(16)
+        # CHURN_HOME: the server's prediction log stays in this run's temporary directory.
         env = {**os.environ, "CHURN_USER": user, "CHURN_PASSWORD": password}
+        env["CHURN_HOME"] = str(tmp / "home")
         single = json.dumps(sample_records(args.data, 1, seed=3)).encode()
         hundred = json.dumps(sample_records(args.data, 100, seed=4)).encode()
 
