@@ -89,6 +89,22 @@ def test_drift_labels_and_performance_from_the_log(telco_path, telco_model, tmp_
     stored = json.loads(findings.read_text())
     assert stored["prediction"]["drifted"] is True
 
+    # The service reports the latest check of the model it serves in /metrics.
+    from fastapi.testclient import TestClient
+
+    from churnops.api.app import create_app
+    from churnops.config import Settings
+
+    settings = Settings(model=str(path), store_url=url, no_auth=True)
+    with TestClient(create_app(settings)) as client:
+        exposed = client.get("/metrics").text
+    assert 'churnops_drift_detected{feature="Contract"} 1.0' in exposed
+    assert 'churnops_drift_detected{feature="tenure"} 0.0' in exposed
+    assert 'churnops_drift_detected{feature="prediction"} 1.0' in exposed
+    contract_psi = stored["features"][[f["name"] for f in stored["features"]].index("Contract")]
+    assert f'churnops_drift_psi{{feature="Contract"}} {contract_psi["psi"]}' in exposed
+    assert "churnops_drift_check_rows 1000.0" in exposed
+
     # Ground truth for the first day's customers (and two keys nobody predicted).
     truth = resample(rows, 1000, seed=1)
     labels = tmp_path / "labels.csv"

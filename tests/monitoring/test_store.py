@@ -50,7 +50,7 @@ def test_open_creates_the_current_schema_once(new_store_url):
             context = MigrationContext.configure(
                 connection, opts={"version_table": "churnops_store_version"}
             )
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
             # The tables the migrations made are the ones the code queries, indexes included.
             assert compare_metadata(context, metadata) == []
         store.insert_predictions(_rows(["a"]))

@@ -10,6 +10,8 @@ worker. Without it, each process reports its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +21,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RECORD_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
@@ -83,6 +86,50 @@ class Metrics:
             multiprocess.MultiProcessCollector(combined)
             return generate_latest(combined), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Families:
+    """A collector of metric families made once, for one exposition."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def drift_exposition(summary: Mapping[str, Any]) -> bytes:
+    """Prometheus text of the latest drift check of the served model (see monitor drift).
+
+    Plain families, not metric objects: their values come from the store, the same for every
+    worker, and never go through the multiprocess files.
+    """
+    psi = GaugeMetricFamily(
+        "churnops_drift_psi", "PSI of each feature in the latest drift check", labels=["feature"]
+    )
+    drifted = GaugeMetricFamily(
+        "churnops_drift_detected",
+        "1 when the latest drift check found the feature (or 'prediction') drifted",
+        labels=["feature"],
+    )
+    for name, feature in summary.get("features", {}).items():
+        if feature.get("psi") is not None:
+            psi.add_metric([str(name)], float(feature["psi"]))
+        drifted.add_metric([str(name)], 1.0 if feature.get("drifted") else 0.0)
+    prediction = summary.get("prediction") or {}
+    if prediction.get("psi") is not None:
+        psi.add_metric(["prediction"], float(prediction["psi"]))
+        drifted.add_metric(["prediction"], 1.0 if prediction.get("drifted") else 0.0)
+    families: list[Metric] = [psi, drifted]
+    for name, help_text, key in (
+        ("churnops_drift_check_timestamp_seconds", "When the latest drift check ran", "checked_at"),
+        ("churnops_drift_check_rows", "Logged predictions the latest drift check read", "rows"),
+    ):
+        if summary.get(key) is not None:
+            families.append(GaugeMetricFamily(name, help_text, value=float(summary[key])))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
 
 
 def worker_exited() -> None:

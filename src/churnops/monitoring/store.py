@@ -86,6 +86,19 @@ labels = sa.Table(
     sa.Index("ix_labels_record_key", "record_key"),
 )
 
+# One row per drift check: a summary (JSON) of its scores for /metrics (migrations/v0002).
+drift_checks = sa.Table(
+    "drift_checks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.Text(), nullable=False),
+    sa.Column("model_version", sa.Text(), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Index("ix_drift_checks_model", "model_name", "model_version"),
+)
+DRIFT_SUMMARY_BYTES = 1_000_000  # a summary is a few numbers per feature; larger is not one
+
 
 INSERT_COLUMNS = ("logged_at", "model_name", "model_version", "request_id", "record_key",
                   "features", "probability", "label")  # fmt: skip
@@ -235,6 +248,36 @@ class PredictionStore:
         unknown = [key for key, _ in pairs if key not in known]
         shown = list(dict.fromkeys(unknown))[:UNKNOWN_SHOWN]
         return LabelOutcome(len(rows), len(unknown), shown)
+
+    def record_drift(self, model_name: str, version: str, summary: dict[str, Any]) -> None:
+        """Keep the summary of a drift check of ``model_name`` ``version``."""
+        text = orjson.dumps(summary).decode()
+        if len(text) > DRIFT_SUMMARY_BYTES:
+            raise StoreError(f"drift summary of {len(text)} bytes is too large to keep")
+        row = {"checked_at": dt.datetime.now(dt.UTC), "model_name": model_name,
+               "model_version": version, "summary": text}  # fmt: skip
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(drift_checks.insert(), [row])
+        except sa_exc.SQLAlchemyError as exc:
+            raise StoreError(f"prediction store {self.shown}: {_first_line(exc)}") from None
+
+    def latest_drift(self, model_name: str, version: str) -> dict[str, Any] | None:
+        """The summary of the latest drift check of ``model_name`` ``version``, if any."""
+        c = drift_checks.c
+        query = (
+            sa.select(c.checked_at, c.summary)
+            .where(c.model_name == model_name, c.model_version == version)
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        if found is None:
+            return None
+        summary: dict[str, Any] = orjson.loads(found[1])
+        checked = found[0] if found[0].tzinfo else found[0].replace(tzinfo=dt.UTC)
+        return {**summary, "checked_at": checked.timestamp()}
 
     def count(self, table: str = "predictions") -> int:
         """Rows in ``table`` (``predictions`` or ``labels``)."""

@@ -60,7 +60,8 @@ def read_span(span: Span) -> tuple[ModelArtifact, Window]:
 
 
 def drift(span: Span, thresholds: DriftThresholds | None = None) -> tuple[DriftReport, str, Window]:
-    """Check the span's records against the model's reference profile; also render HTML."""
+    """Check the span's records against the model's reference profile, render the HTML report
+    and keep the scores in the store (for ``/metrics``)."""
     from churnops.artifact import PROFILE_FILE
     from churnops.monitoring.drift import check_drift
     from churnops.monitoring.report import render_html
@@ -76,7 +77,31 @@ def drift(span: Span, thresholds: DriftThresholds | None = None) -> tuple[DriftR
         "to": str(window.logged_at.max()) if window.rows else "-",
     }
     html = render_html(report, profile, title=f"Drift: {artifact.name}", context=context)
+    record_drift(span.store_url, artifact, report)
     return report, html, window
+
+
+def record_drift(store_url: str, artifact: ModelArtifact, report: DriftReport) -> None:
+    """Keep the check's scores in the store, where the service's ``/metrics`` reads them."""
+    from churnops.monitoring.store import open_store
+
+    prediction = report.prediction
+    summary = {
+        "rows": report.rows,
+        "any_alarm": report.any_alarm,
+        "features": {
+            f.name: {"psi": f.psi, "p_value": f.p_value, "drifted": f.drifted}
+            for f in report.features
+        },
+        "prediction": None
+        if prediction is None
+        else {"psi": prediction.psi, "p_value": prediction.p_value, "drifted": prediction.drifted},
+    }
+    store = open_store(store_url)
+    try:
+        store.record_drift(artifact.name, artifact.version, summary)
+    finally:
+        store.close()
 
 
 def performance(span: Span, period: str | None = "D") -> tuple[ModelArtifact, list[dict[str, Any]]]:
