@@ -44,7 +44,7 @@ def telco_reference(telco_path, tmp_path_factory) -> TelcoReference:
 
 
 PG_URL = os.environ.get("CHURN_TEST_PG_URL")
-TABLES = ("labels", "predictions", "churnops_store_version")
+TABLES = ("drift_checks", "labels", "predictions", "churnops_store_version")
 
 
 def reset_postgres(url: str) -> None:
