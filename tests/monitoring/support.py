@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from churnops.data.cleaning import clean_frame, describe_feature
+from churnops.data.profile import reference_profile
 from churnops.inference import Scorer
-from churnops.schema import Schema
+from churnops.schema import Kind, Schema
 
 CONTRACTS = ("Month-to-month", "One year", "Two year")
 
@@ -38,3 +41,18 @@ def score(scorer: Scorer, schema: Schema, window: pd.DataFrame) -> np.ndarray:
     """The probabilities the service returned for the window."""
     columns = {name: window[name].to_numpy(dtype=object) for name in schema.feature_names}
     return np.asarray(scorer.score_columns(columns, len(window)).positive_probability)
+
+
+def profiled(
+    frame: pd.DataFrame, kinds: dict[str, Kind], rng: np.random.Generator
+) -> tuple[Schema, dict[str, object], np.ndarray]:
+    """A schema and reference profile of ``frame`` as training writes them, with made-up scores."""
+    clean = clean_frame(frame, kinds)
+    schema = Schema(
+        target="churned",
+        positive_label="yes",
+        classes=("no", "yes"),
+        features=tuple(describe_feature(n, k, clean[n]) for n, k in kinds.items()),
+    )
+    scores = rng.beta(2, 5, len(frame))
+    return schema, json.loads(json.dumps(reference_profile(clean, schema, scores))), scores

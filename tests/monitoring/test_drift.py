@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.data.cleaning import clean_frame, describe_feature
-from churnops.data.profile import reference_profile
 from churnops.monitoring.drift import DriftReport, DriftThresholds, check_drift, psi
-from churnops.schema import Kind, Schema
+from churnops.schema import Kind
 
-from .support import resample, score, shifted
+from .support import profiled, resample, score, shifted
 
 WINDOW = 1_000
 
@@ -87,15 +85,7 @@ def _reference(rows: int = 2_000, seed: int = 0):
         }
     )
     kinds: dict[str, Kind] = {"amount": "numeric", "plan": "categorical", "flag": "numeric"}
-    clean = clean_frame(frame, kinds)
-    schema = Schema(
-        target="churned",
-        positive_label="yes",
-        classes=("no", "yes"),
-        features=tuple(describe_feature(n, k, clean[n]) for n, k in kinds.items()),
-    )
-    scores = rng.beta(2, 5, rows)
-    profile = json.loads(json.dumps(reference_profile(clean, schema, scores)))
+    schema, profile, scores = profiled(frame, kinds, rng)
     return frame.astype(str), schema, profile, scores
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.data.cleaning import clean_frame, describe_feature
-from churnops.data.profile import reference_profile
+from churnops.data.cleaning import describe_feature
 from churnops.monitoring.drift import check_drift
 from churnops.monitoring.report import render_html
 from churnops.schema import Kind, Schema
+
+from .support import profiled
 
 HOSTILE_COLUMN = '<img src=x onerror="alert(1)">'
 HOSTILE_CATEGORY = "<script>alert('x')</script>"
@@ -31,15 +31,7 @@ def hostile():
         }
     )
     kinds: dict[str, Kind] = {HOSTILE_COLUMN: "numeric", "plan": "categorical"}
-    clean = clean_frame(frame, kinds)
-    schema = Schema(
-        target="churned",
-        positive_label="yes",
-        classes=("no", "yes"),
-        features=tuple(describe_feature(n, k, clean[n]) for n, k in kinds.items()),
-    )
-    scores = rng.beta(2, 5, rows)
-    profile = json.loads(json.dumps(reference_profile(clean, schema, scores)))
+    schema, profile, scores = profiled(frame, kinds, rng)
     window = frame.sample(1_000, random_state=1).reset_index(drop=True).astype(object)
     window[HOSTILE_COLUMN] = window[HOSTILE_COLUMN].astype(float) + 10
     window.loc[:299, "plan"] = HOSTILE_CATEGORY

@@ -240,16 +240,22 @@ def retrain(
     from churnops.cli.train import automl_settings
 
     with user_errors():
-        from dataclasses import replace
-
         from churnops.workflows.retraining import RetrainRequest
         from churnops.workflows.retraining import retrain as run_retrain
 
         uri = _uri(tracking)
         settings = automl_settings(time_budget, max_iter, None, estimators, seed)
-        # The fresh rows, the alias challenged and the search, then how the two are compared.
-        request = RetrainRequest(data, model, settings, uri, out)
-        request = replace(request, metric=metric, margin=margin, force=force, holdout=holdout)
+        request = RetrainRequest(
+            data=data,
+            model=model,
+            settings=settings,
+            tracking_uri=uri,
+            out=out,
+            metric=metric,
+            margin=margin,
+            force=force,
+            holdout=holdout,
+        )
         outcome = run_retrain(request)
     console.print(f"compared on {outcome.rows} fresh rows neither model was fitted on:")
     for key in ("roc_auc", "log_loss", "f1"):

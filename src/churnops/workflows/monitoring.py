@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ from churnops.errors import ConfigError
 if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
     from churnops.monitoring.drift import DriftReport, DriftThresholds
+    from churnops.monitoring.store import PredictionStore
     from churnops.monitoring.window import Window
 
 
@@ -41,22 +44,28 @@ def parse_time(text: str | None, option: str) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def read_span(span: Span) -> tuple[ModelArtifact, Window]:
-    """The model (verified) and its logged predictions in the span."""
-    from churnops.monitoring.store import open_store
+def read_span(span: Span, store: PredictionStore) -> tuple[ModelArtifact, Window]:
+    """The model (verified) and its logged predictions in the span, read from ``store``."""
     from churnops.monitoring.window import read_window
     from churnops.workflows.models import open_model
 
     if span.since and span.until and span.since >= span.until:
         raise ConfigError("--since must be before --until")
     artifact = open_model(span.model)
+    version = None if span.all_versions else artifact.version
+    return artifact, read_window(store, artifact.name, version, span.since, span.until)
+
+
+@contextmanager
+def opened(span: Span) -> Iterator[PredictionStore]:
+    """The span's store, opened (created or migrated) once for a whole use case."""
+    from churnops.monitoring.store import open_store
+
     store = open_store(span.store_url)
     try:
-        version = None if span.all_versions else artifact.version
-        window = read_window(store, artifact.name, version, span.since, span.until)
+        yield store
     finally:
         store.close()
-    return artifact, window
 
 
 def drift(span: Span, thresholds: DriftThresholds | None = None) -> tuple[DriftReport, str, Window]:
@@ -66,10 +75,12 @@ def drift(span: Span, thresholds: DriftThresholds | None = None) -> tuple[DriftR
     from churnops.monitoring.drift import check_drift
     from churnops.monitoring.report import render_html
 
-    artifact, window = read_span(span)
-    profile = artifact.read_json(PROFILE_FILE)
-    report = check_drift(profile, window.features, window.probabilities, artifact.schema,
-                         thresholds)  # fmt: skip
+    with opened(span) as store:
+        artifact, window = read_span(span, store)
+        profile = artifact.read_json(PROFILE_FILE)
+        report = check_drift(profile, window.features, window.probabilities, artifact.schema,
+                             thresholds)  # fmt: skip
+        store.record_drift(artifact.name, artifact.version, drift_summary(report))
     context = {
         "model": f"{artifact.name} {artifact.version}",
         "logged predictions": f"{window.rows} (versions: {', '.join(window.versions) or 'none'})",
@@ -77,16 +88,13 @@ def drift(span: Span, thresholds: DriftThresholds | None = None) -> tuple[DriftR
         "to": str(window.logged_at.max()) if window.rows else "-",
     }
     html = render_html(report, profile, title=f"Drift: {artifact.name}", context=context)
-    record_drift(span.store_url, artifact, report)
     return report, html, window
 
 
-def record_drift(store_url: str, artifact: ModelArtifact, report: DriftReport) -> None:
-    """Keep the check's scores in the store, where the service's ``/metrics`` reads them."""
-    from churnops.monitoring.store import open_store
-
+def drift_summary(report: DriftReport) -> dict[str, Any]:
+    """The scores of a check the service's ``/metrics`` reports (kept in the store)."""
     prediction = report.prediction
-    summary = {
+    return {
         "rows": report.rows,
         "any_alarm": report.any_alarm,
         "features": {
@@ -97,17 +105,13 @@ def record_drift(store_url: str, artifact: ModelArtifact, report: DriftReport) -
         if prediction is None
         else {"psi": prediction.psi, "p_value": prediction.p_value, "drifted": prediction.drifted},
     }
-    store = open_store(store_url)
-    try:
-        store.record_drift(artifact.name, artifact.version, summary)
-    finally:
-        store.close()
 
 
 def performance(span: Span, period: str | None = "D") -> tuple[ModelArtifact, list[dict[str, Any]]]:
     """Realised (labelled rows) and estimated figures per period, and the training evaluation."""
     from churnops.monitoring.performance import performance as measure
 
-    artifact, window = read_span(span)
+    with opened(span) as store:
+        artifact, window = read_span(span, store)
     schema = artifact.schema
     return artifact, measure(window, schema.positive_label, artifact.threshold, period)

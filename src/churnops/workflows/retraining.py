@@ -138,7 +138,15 @@ def retrain(request: RetrainRequest) -> RetrainOutcome:
             f"{TAG}alias": parsed.alias,
         },
     )
-    versions = (champion_dir.name, version)
-    figures_of = (champion_figures, challenger_figures)
-    return RetrainOutcome(parsed.name, parsed.alias, *versions, *figures_of, promoted, reason,
-                          run_id, fresh.rows)  # fmt: skip
+    return RetrainOutcome(
+        name=parsed.name,
+        alias=parsed.alias,
+        champion_version=champion_dir.name,
+        challenger_version=version,
+        champion=champion_figures,
+        challenger=challenger_figures,
+        promoted=promoted,
+        reason=reason,
+        run_id=run_id,
+        rows=fresh.rows,
+    )
