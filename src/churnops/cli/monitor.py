@@ -166,8 +166,9 @@ def performance(
         + ", ".join(f"{k} {trained[k]:.4f}" for k in ("roc_auc", "log_loss", "f1") if k in trained),
         highlight=False,
     )
-    table = Table(*frame(rows).columns)
-    for values in frame(rows).itertuples(index=False):
+    figures = frame(rows)
+    table = Table(*figures.columns)
+    for values in figures.itertuples(index=False):
         table.add_row(
             *(
                 "-" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else str(v)
