@@ -115,7 +115,7 @@ class Settings(BaseSettings):
                 "no credentials: set CHURN_USER and CHURN_PASSWORD (or CHURN_USER_FILE and "
                 "CHURN_PASSWORD_FILE), or pass --generate-credentials, or --no-auth"
             )
-        weakness = self.password_weakness()
+        weakness = password_weakness(credentials[1].get_secret_value()) if credentials else None
         if weakness is not None and not self.dev:
             raise ConfigError(
                 f"{weakness}: choose a stronger password (python -c 'import secrets; "
