@@ -3,7 +3,13 @@ prediction stores to test on (a new SQLite file; PostgreSQL when CHURN_TEST_PG_U
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +21,7 @@ from churnops.artifact import PROFILE_FILE
 from churnops.inference import Scorer, load_scorer
 from churnops.schema import Schema
 
+from ..api.servers import free_port
 from .support import logged_rows
 
 
@@ -67,3 +74,56 @@ def new_store_url(request: pytest.FixtureRequest, tmp_path) -> str:
         )
     reset_postgres(PG_URL)
     return PG_URL
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server of its own (a private cluster), to stop and start mid-test."""
+
+    data: str
+    port: int
+    bindir: str
+    as_postgres: list[str]  # command prefix: run as the postgres user when this is root
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://churnops@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        command = [*self.as_postgres, f"{self.bindir}/pg_ctl", "-D", self.data, "-w", *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-o", options, "-l", f"{self.data}/server.log", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster on a free port (needs the server's binaries: CI installs them
+    with ../shared/ci/services-env.sh); removed afterwards."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not PG_URL or not found:
+        pytest.skip("needs PostgreSQL's server binaries (source ../shared/ci/services-env.sh)")
+    bindir = os.path.dirname(found[-1])
+    data = tempfile.mkdtemp(prefix="churnops-pg-")
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(data, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "churnops",
+         "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    server = PostgresServer(data, free_port(), bindir, as_postgres)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)

@@ -15,7 +15,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from churnops.errors import ConfigError
 from churnops.monitoring.store import INSERT_COLUMNS, Answers, PredictionLog, open_store
+from churnops.monitoring.writer import PredictionWriter
 
 from ..api.servers import CHURNOPS, _env, serving
 from ..api.support import AUTH, payload
@@ -156,6 +158,59 @@ def test_appending_is_cheap_and_never_touches_the_store():
     assert len(store.rows) == 20_000
 
 
+# The writer process the service runs (a PredictionLog in a child process).
+
+
+def test_the_writer_process_writes_everything_by_close(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    counts = Counts()
+    writer = PredictionWriter(open_store(url), 1_000, batch=5, interval=5.0,
+                              on_logged=lambda n: setattr(counts, "logged", counts.logged + n),
+                              on_queue=counts.queue.append)  # fmt: skip
+    sizes = [1 + i % 3 for i in range(40)]
+    for i, n in enumerate(sizes):
+        assert writer.append(answers(f"r{i}", n))
+    assert writer.flush(30)  # written without waiting for the child's interval
+    assert writer.logged == counts.logged == sum(sizes)
+    assert writer.append(answers("last"))
+    writer.close()
+    assert (writer.logged, writer.dropped, writer.queued) == (sum(sizes) + 1, 0, 0)
+    assert counts.queue[-1] == 0
+    store = open_store(url)
+    try:
+        assert store.count() == sum(sizes) + 1
+        assert store.known_keys(["r0-0", "last-0"]) == {"r0-0", "last-0"}
+    finally:
+        store.close()
+
+
+def test_a_dead_writer_process_costs_the_log_not_the_service(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    writer = PredictionWriter(open_store(url), 1_000, interval=30.0, batch=10**6)
+    assert writer.append(answers("held", 3))  # handed to the child, which waits 30 s to write
+    _wait_for(lambda: not writer._queue, 10, "the hand-over")
+    writer._process.kill()  # what an OOM kill does
+    writer._process.join(10)
+    _wait_for(lambda: not writer._writing(), 10, "the writer to be seen dead")
+    assert (writer.logged, writer.dropped, writer.queued) == (0, 3, 0)  # what it held: lost
+    assert not writer.append(answers("after", 2))  # refused at once, counted
+    assert writer.dropped == 5
+    assert writer.flush(1)  # nothing is left waiting
+    writer.close()
+    assert "prediction log writer" in caplog.text
+    assert "exited" in caplog.text
+
+
+def test_a_store_the_writer_process_cannot_open_is_one_line(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    (tmp_path / "m.db").unlink()
+    (tmp_path / "m.db").mkdir()  # the child opens the store again and finds a directory
+    with pytest.raises(ConfigError, match="prediction log writer") as raised:
+        PredictionWriter(store, 10)
+    assert len(str(raised.value).splitlines()) == 1
+    store.close()
+
+
 # A real `churnops serve`.
 
 
@@ -251,10 +306,43 @@ def _lock_postgres(url: str):
     return connection, engine
 
 
+class _Outage:
+    """Makes the store unavailable and brings it back: another connection's exclusive lock on
+    the table (SQLite, PostgreSQL), or the PostgreSQL server itself stopped and started."""
+
+    def __init__(self, kind: str, url: str, server=None) -> None:
+        self.kind, self.url, self.server = kind, url, server
+
+    def begin(self) -> None:
+        if self.kind == "sqlite":
+            self.holder = _lock_sqlite(self.url)
+        elif self.kind == "postgresql":
+            self.holder, self.engine = _lock_postgres(self.url)
+        else:
+            self.server.stop()
+
+    def end(self) -> None:
+        if self.kind == "sqlite":
+            self.holder.execute("COMMIT")
+            self.holder.close()
+        elif self.kind == "postgresql":
+            self.holder.commit()
+            self.holder.close()
+            self.engine.dispose()
+        else:
+            self.server.start()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_the_api_answers_while_the_store_is_unavailable(synthetic_model, tmp_path, kind):
-    store_args, url = _store_args(kind, tmp_path)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "postgresql-server-stopped"])
+def test_the_api_answers_while_the_store_is_unavailable(synthetic_model, tmp_path, kind, request):
+    if kind == "postgresql-server-stopped":
+        server = request.getfixturevalue("postgres_server")
+        store_args, url = ["--store", server.url], server.url
+    else:
+        server = None
+        store_args, url = _store_args(kind, tmp_path)
+    outage = _Outage(kind, url, server)
     args = ["--model", str(synthetic_model[1].path), "--host", "127.0.0.1", *store_args]
     env = {**_server_env(), "CHURN_STORE_QUEUE": "50"}
     with serving(args, env, tmp_path / "out") as server, httpx.Client(auth=AUTH) as http:
@@ -262,11 +350,7 @@ def test_the_api_answers_while_the_store_is_unavailable(synthetic_model, tmp_pat
         for i in range(20):
             assert http.post(f"{base}/predict", json=[_record(f"before-{i}")]).status_code == 200
         _wait_for(lambda: _metric(base, "churnops_predictions_logged_total") == 20, what="20")
-        # The store becomes unavailable: another connection holds an exclusive lock on it.
-        if kind == "sqlite":
-            holder = _lock_sqlite(url)
-        else:
-            holder, engine = _lock_postgres(url)
+        outage.begin()  # the store becomes unavailable
         try:
             for i in range(100):
                 response = http.post(f"{base}/predict", json=[_record(f"during-{i}")])
@@ -275,13 +359,7 @@ def test_the_api_answers_while_the_store_is_unavailable(synthetic_model, tmp_pat
             assert _metric(base, "churnops_predictions_dropped_total") == 50
             assert _metric(base, "churnops_predictions_logged_total") == 20
         finally:
-            if kind == "sqlite":
-                holder.execute("COMMIT")
-                holder.close()
-            else:
-                holder.commit()
-                holder.close()
-                engine.dispose()
+            outage.end()
         # Back: what waited is written, and the queue is empty again.
         _wait_for(lambda: _metric(base, "churnops_predictions_logged_total") == 70, what="70")
         assert _metric(base, "churnops_prediction_log_queue") == 0

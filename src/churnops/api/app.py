@@ -25,7 +25,8 @@ from churnops.api.openapi import describe_model
 from churnops.api.routes import feedback, operations, scoring
 from churnops.api.serving import ModelHolder, ModelLocation, ModelSource
 from churnops.config import Settings
-from churnops.monitoring.store import PredictionLog, open_store, settings_store_url
+from churnops.monitoring.store import open_store, settings_store_url
+from churnops.monitoring.writer import PredictionWriter
 
 log = logging.getLogger("churnops.api")
 
@@ -80,7 +81,7 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
-            prediction_log: PredictionLog | None = app.state.prediction_log
+            prediction_log: PredictionWriter | None = app.state.prediction_log
             if prediction_log is not None:
                 # Every prediction answered is written before the worker exits.
                 await run_in_threadpool(prediction_log.close)
@@ -130,10 +131,10 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     return app
 
 
-def _prediction_log(url: str, capacity: int, metrics: Metrics) -> PredictionLog:
+def _prediction_log(url: str, capacity: int, metrics: Metrics) -> PredictionWriter:
     store = open_store(url)  # creates or migrates the tables; ConfigError: one line
     log.info(f"prediction log: {store.shown}")
-    return PredictionLog(
+    return PredictionWriter(
         store,
         capacity,
         on_logged=metrics.predictions_logged.inc,

@@ -440,38 +440,27 @@ def _ignore(_: int) -> None:
     return None
 
 
-class PredictionLog:
-    """Writes served predictions to a store from a background thread, never from a request.
+class BoundedLog:
+    """The bookkeeping a prediction log shares with every writer: a bounded queue and counts.
 
     :meth:`append` only puts the request's answers on a queue holding at most ``capacity``
-    records; a request that does not fit is dropped and counted (``on_dropped``). The thread
-    inserts up to ``batch`` rows at a time, at least every ``interval`` seconds. While the store
-    is unavailable it keeps what it has, retries with exponential backoff (up to
-    ``max_backoff`` seconds) and lets the queue fill; a batch the store refuses for another
-    reason (a constraint, a bad value) is dropped and counted, so one bad row never blocks the
-    log. :meth:`close` writes everything still queued (graceful shutdown).
+    records (queued or being written); a request that does not fit is dropped and counted
+    (``on_dropped``). A subclass takes answers off ``_queue`` and reports each batch's fate
+    with :meth:`_settle`; :meth:`flush` waits for that.
 
-    ``on_logged(n)``, ``on_dropped(n)`` and ``on_queue(size)`` report to the owner's metrics
-    (called from the writer thread, or from :meth:`append` for drops).
+    ``on_logged(n)``, ``on_dropped(n)`` and ``on_queue(size)`` report to the owner's metrics.
     """
 
     def __init__(
         self,
-        store: PredictionStore,
-        capacity: int = 100_000,
-        *,
-        batch: int = 1_000,
-        interval: float = 0.5,
-        max_backoff: float = 5.0,
+        capacity: int,
+        batch: int,
         on_logged: Count = _ignore,
         on_dropped: Count = _ignore,
         on_queue: Count = _ignore,
     ) -> None:
-        self.store = store
         self.capacity = capacity
         self.batch = batch
-        self.interval = interval
-        self.max_backoff = max_backoff
         self._on_logged, self._on_dropped, self._on_queue = on_logged, on_dropped, on_queue
         self._queue: collections.deque[Answers] = collections.deque()
         self._lock = threading.Lock()
@@ -482,13 +471,7 @@ class PredictionLog:
         self.logged = 0
         self.dropped = 0
         self._closed = False
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._deadline = float("inf")
-        self._thread = threading.Thread(
-            target=self._run, name="churnops-prediction-log", daemon=True
-        )
-        self._thread.start()
 
     @property
     def queued(self) -> int:
@@ -519,14 +502,72 @@ class PredictionLog:
         deadline = time.monotonic() + timeout
         with self._lock:
             target = self._accepted
-            self._wake.set()
+            self._nudge()
             while self._settled < target:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
+                if left <= 0 or not self._writing():
                     return False
                 self._done.wait(min(left, 0.1))
-                self._wake.set()
+                self._nudge()
         return True
+
+    def _nudge(self) -> None:
+        """Have the writer write what is queued now rather than at its next interval."""
+        self._wake.set()
+
+    def _writing(self) -> bool:
+        """Whether a writer is still there to settle what is queued."""
+        raise NotImplementedError
+
+    def _settle(self, n: int, written: bool) -> None:
+        with self._lock:
+            self._size -= n
+            self._settled += n
+            if written:
+                self.logged += n
+            else:
+                self.dropped += n
+            self._done.notify_all()
+        (self._on_logged if written else self._on_dropped)(n)
+        self._on_queue(self._size)
+
+
+class PredictionLog(BoundedLog):
+    """Writes served predictions to a store from a background thread, never from a request.
+
+    The thread inserts up to ``batch`` rows at a time, at least every ``interval`` seconds.
+    While the store is unavailable it keeps what it has, retries with exponential backoff (up
+    to ``max_backoff`` seconds) and lets the queue fill; a batch the store refuses for another
+    reason (a constraint, a bad value) is dropped and counted, so one bad row never blocks the
+    log. :meth:`close` writes everything still queued (graceful shutdown). The counts are
+    reported from the writer thread (see :class:`BoundedLog`).
+    """
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        capacity: int = 100_000,
+        *,
+        batch: int = 1_000,
+        interval: float = 0.5,
+        max_backoff: float = 5.0,
+        on_logged: Count = _ignore,
+        on_dropped: Count = _ignore,
+        on_queue: Count = _ignore,
+    ) -> None:
+        super().__init__(capacity, batch, on_logged, on_dropped, on_queue)
+        self.store = store
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._deadline = float("inf")
+        self._thread = threading.Thread(
+            target=self._run, name="churnops-prediction-log", daemon=True
+        )
+        self._thread.start()
+
+    def _writing(self) -> bool:
+        return self._thread.is_alive()
 
     def close(self, timeout: float = 15.0) -> None:
         """Stop taking predictions, write what is queued, stop the thread.
@@ -593,18 +634,6 @@ class PredictionLog:
             )
             return "refused"
         return "written"
-
-    def _settle(self, n: int, written: bool) -> None:
-        with self._lock:
-            self._size -= n
-            self._settled += n
-            if written:
-                self.logged += n
-            else:
-                self.dropped += n
-            self._done.notify_all()
-        (self._on_logged if written else self._on_dropped)(n)
-        self._on_queue(self._size)
 
     def _give_up(self, rows: list[Row]) -> None:
         lost = len(rows) + sum(len(answers[6]) for answers in self._queue)

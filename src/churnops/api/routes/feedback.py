@@ -13,7 +13,8 @@ from churnops.api.deps import Served
 from churnops.api.errors import json_response
 from churnops.api.openapi import FEEDBACK_RESPONSES, FeedbackOut
 from churnops.errors import DataError, RecordError, StoreError
-from churnops.monitoring.store import MAX_KEY_CHARS, PredictionLog
+from churnops.monitoring.store import MAX_KEY_CHARS
+from churnops.monitoring.writer import PredictionWriter
 
 router = APIRouter()
 
@@ -34,7 +35,7 @@ async def feedback(request: Request, model: Served) -> Response:
     check_content_type(request)
     state = request.app.state
     settings = state.settings
-    prediction_log: PredictionLog | None = state.prediction_log
+    prediction_log: PredictionWriter | None = state.prediction_log
     with state.body_budget.hold() as hold:
         body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
         pairs = await run_in_threadpool(
@@ -54,7 +55,7 @@ async def feedback(request: Request, model: Served) -> Response:
     )
 
 
-def _store(prediction_log: PredictionLog, pairs: list[tuple[str, str]]) -> Any:
+def _store(prediction_log: PredictionWriter, pairs: list[tuple[str, str]]) -> Any:
     prediction_log.flush(FLUSH_SECONDS)
     return prediction_log.store.store_labels(pairs, "api")
 

@@ -20,7 +20,8 @@ from churnops.api.openapi import PREDICT_RESPONSES, RESPONSES, MetadataOut, Relo
 from churnops.api.serving import ServedModel
 from churnops.config import Settings
 from churnops.inference import Scorer
-from churnops.monitoring.store import Answers, PredictionLog
+from churnops.monitoring.store import Answers
+from churnops.monitoring.writer import PredictionWriter
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ async def predict(request: Request, model: Served) -> Response:
         scored = await _predict(request, state.settings, model, hold, state.metrics)
     request.state.records = scored.records
     request.state.model_version = model.version
-    prediction_log: PredictionLog | None = state.prediction_log
+    prediction_log: PredictionWriter | None = state.prediction_log
     if prediction_log is not None:
         # Only a queue append here: rows, JSON and the insert are made by the log's thread.
         id_columns = model.artifact.schema.id_columns
