@@ -20,7 +20,8 @@ beside a SQLite file; a transaction-scoped advisory lock on PostgreSQL, whose DD
 transactional, so a second process waits, then finds the tables there).
 
 :class:`PredictionLog` keeps writes off the request path: ``/predict`` only appends to a bounded
-queue; a background thread inserts in batches and retries, with backoff, while the store is
+queue; a background thread (in the writer process of :mod:`churnops.monitoring.writer`, for the
+API) inserts in batches and retries, with backoff, while the store is
 unavailable. This module imports no training or data-frame library: the API imports it.
 """
 
