@@ -15,6 +15,9 @@ Telco file, else synthetic customers). In one run, on this machine, it then
 3. times in-process scoring (µs per record for 1 and 1,000 records) and batch scoring of 1M
    records (rows/s), for the pipeline and for churnops' scoring path / ``churnops predict``;
 4. reads each server worker's peak resident memory (VmHWM);
+5. runs the peers (``bench/peers.py``, skip with ``--no-peers``): MLServer with
+   ``mlserver-lightgbm`` serving the same booster over the V2 protocol, and the ceiling, a bare
+   ASGI app under the same uvicorn returning a fixed body; 1 worker each, same wrk settings;
 
 prints one table and writes it, with the date and machine, to ``docs/performance.md``.
 wrk must be installed (``apt-get install wrk``).
@@ -44,6 +47,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # bench/peers.py
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -201,6 +207,8 @@ def bench_server(
     hundred: bytes,
     seconds: int,
     cwd: Path,
+    path: str = "/predict",
+    levels: tuple[int, ...] = CONCURRENCY,
 ) -> ServerResult:
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -211,20 +219,18 @@ def bench_server(
     try:
         wait_ready(base + ready_path, auth, process)
         check = httpx.post(
-            base + "/predict",
+            base + path,
             content=single,
             auth=auth,
             headers={"Content-Type": "application/json"},
             timeout=10,
         )
         check.raise_for_status()
-        run_wrk(base + "/predict", single, header, 8, 2)  # warm-up
-        for connections in CONCURRENCY:
-            result.single[connections] = run_wrk(
-                base + "/predict", single, header, connections, seconds
-            )
+        run_wrk(base + path, single, header, 8, 2)  # warm-up
+        for connections in levels:
+            result.single[connections] = run_wrk(base + path, single, header, connections, seconds)
             print(f"  {name}: c={connections} {result.single[connections]}", flush=True)
-        result.batch100 = run_wrk(base + "/predict", hundred, header, 8, seconds)
+        result.batch100 = run_wrk(base + path, hundred, header, 8, seconds)
         print(f"  {name}: 100-record c=8 {result.batch100}", flush=True)
         result.peak_rss_mib = [peak_rss_mib(pid) for pid in worker_pids(process.pid)]
     finally:
@@ -324,7 +330,11 @@ def machine() -> str:
 
 
 def render(
-    chapter: ServerResult, ours: ServerResult, local: dict[str, Any], args: argparse.Namespace
+    chapter: ServerResult,
+    ours: ServerResult,
+    local: dict[str, Any],
+    args: argparse.Namespace,
+    peers: list[tuple[ServerResult, str]],
 ) -> str:
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.1f}×" if b else "n/a"
@@ -373,8 +383,29 @@ def render(
         f"| peak RSS per worker, MiB | {', '.join(f'{r:.0f}' for r in chapter.peak_rss_mib)} "
         f"| {', '.join(f'{r:.0f}' for r in ours.peak_rss_mib)} | |"
     )
+    if peers:
+        lines += [
+            "",
+            "Peers and the ceiling, same run, 1 worker each, same wrk settings (`-c8`, 1-record "
+            "bodies; 100-record bodies for rows/s):",
+            "",
+            "| server | 1-record requests/s, c=8 | p50 / p99 ms | churnops ÷ this "
+            "| rows/s, 100-record requests | versions |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for result, versions in [(ours, "this commit"), *peers]:
+            one, hundred_ = result.single[8], result.batch100
+            rows = f"{hundred_.requests_per_s * 100:,.0f}" if hundred_ else ""
+            lines.append(
+                f"| {result.name} | {one.requests_per_s:,.0f} | {one.p50_ms:.2f} / "
+                f"{one.p99_ms:.2f} | {ratio(ours.single[8].requests_per_s, one.requests_per_s)} "
+                f"| {rows} | {versions} |"
+            )
     errors = sum(
-        run.errors for r in (chapter, ours) for run in [*r.single.values(), r.batch100] if run
+        run.errors
+        for r in (chapter, ours, *(peer for peer, _ in peers))
+        for run in [*r.single.values(), r.batch100]
+        if run
     )
     head = [
         "# Serving performance",
@@ -392,6 +423,45 @@ def render(
     return "\n".join(head + lines) + "\n"
 
 
+def run_peers(
+    model: Path, args: argparse.Namespace, tmp: Path, auth: tuple[str, str]
+) -> list[tuple[ServerResult, str]]:
+    """MLServer with the same booster (features pre-encoded) and the ceiling app (peers.py)."""
+    import uvicorn
+
+    from churnops.artifact import load_artifact
+    from churnops.inference import load_scorer
+
+    out: list[tuple[ServerResult, str]] = []
+    port = free_port()
+    planned = peers.mlserver_model(model, tmp / "mlserver", port)
+    if planned is None:
+        print("MLServer skipped: the model has no LightGBM text form", flush=True)
+    else:
+        command, folder = planned
+        layout = load_scorer(load_artifact(model)).layout  # type: ignore[attr-defined]
+        encode = lambda n, seed: peers.v2_body(  # noqa: E731
+            layout.encode_records(sample_records(args.data, n, seed=seed)).matrix.tolist()
+        )
+        print("MLServer (mlserver-lightgbm, V2 protocol, pre-encoded features) …", flush=True)
+        result = bench_server(
+            "MLServer", command, {**os.environ, "OMP_NUM_THREADS": "1"}, "/v2/health/ready",
+            port, auth,
+            encode(1, 3), encode(100, 4), args.duration, folder,
+            path="/v2/models/churn/infer", levels=(8,),
+        )  # fmt: skip
+        out.append((result, peers.mlserver_versions()))
+    port = free_port()
+    print("ceiling (bare ASGI app, fixed body) …", flush=True)
+    result = bench_server(
+        "ceiling (bare ASGI app)", peers.ceiling_command(Path(sys.executable), port),
+        dict(os.environ), "/", port, auth, b"[{}]", b"[{}]", args.duration, REPO / "bench",
+        path="/", levels=(8,),
+    )  # fmt: skip
+    out.append((result, f"uvicorn {uvicorn.__version__}"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="artifact directory (default: train one)")
@@ -404,6 +474,11 @@ def main() -> None:
         default=None,
         help="churnops' prediction log: a store URL, or 'off' (--no-store); default a SQLite "
         "file in the run's temporary directory",
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip MLServer and the ceiling app (MLServer installs into its own environment)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -473,6 +548,7 @@ def main() -> None:
             args.duration,
             REPO,
         )
+        peers = [] if args.no_peers else run_peers(model, args, tmp, (user, password))
         print("in-process and batch scoring …", flush=True)
         local: dict[str, Any] = in_process(model, args.data, tmp)
         from churnops.artifact import load_artifact
@@ -483,7 +559,7 @@ def main() -> None:
             f"({artifact.manifest.automl.best_config.get('n_estimators')} trees), "
             f"trained on {'synthetic' if artifact.synthetic else 'real'} data"
         )
-    report = render(chapter, ours, local, args)
+    report = render(chapter, ours, local, args, peers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print()
