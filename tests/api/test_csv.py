@@ -51,7 +51,8 @@ def test_scored_file_keeps_every_column_and_equals_predict(client, customers):
     answers = client.post("/predict", json=customers, auth=AUTH).json()
     positive = next(iter(answers["0"]["probabilities"].keys() - {"No"}))
     for i, (row, out) in enumerate(zip(rows, scored, strict=True)):
-        assert out["customerID"] == row["customerID"] and out["note"] == row["note"]
+        assert out["customerID"] == row["customerID"]
+        assert out["note"] == row["note"]
         answer = answers[str(i)]
         assert out["prediction"] == answer["prediction"]
         # Written in full: the very floats /predict answers.
@@ -107,7 +108,8 @@ def test_a_bad_value_is_named_by_its_line(client, customers):
     body = response.json()
     # Line 1 is the header; the second row spans lines 3-4, so the third starts on line 5.
     assert body["detail"].startswith("line 5, column 'tenure': expected a number")
-    assert body["problems"][0]["record"] == 2 and body["problems"][0]["line"] == 5
+    assert body["problems"][0]["record"] == 2
+    assert body["problems"][0]["line"] == 5
 
 
 @pytest.mark.parametrize(
@@ -170,8 +172,9 @@ def test_large_file_is_scored_in_the_thread_pool(large_client):
 def test_other_media_types_are_refused(client, customers, content_type):
     response = _post(client, _csv(customers[:1]), content_type)
     assert response.status_code == 415
-    assert "send the file itself as the body with Content-Type: text/csv" in (
-        response.json()["detail"]
+    assert (
+        "send the file itself as the body with Content-Type: text/csv"
+        in (response.json()["detail"])
     )
 
 
