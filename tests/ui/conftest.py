@@ -80,12 +80,13 @@ def statuses(driver: Any) -> dict[str, int]:
 
 
 @pytest.fixture(scope="package")
-def server(synthetic_model, tmp_path_factory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Server]:
     """`churnops serve` of the synthetic model, with the tests' credentials."""
-    _browser_paths()  # no server without a browser to drive it
+    _browser_paths()  # no model trained, no server started, without a browser to drive it
+    model = request.getfixturevalue("synthetic_model")[1].path
     tmp = tmp_path_factory.mktemp("ui-server")
     env = _env(CHURN_USER=AUTH[0], CHURN_PASSWORD=AUTH[1], CHURN_AUTH_FAILURES="10000")
-    args = ["--model", str(synthetic_model[1].path), "--host", "127.0.0.1", "--no-store"]
+    args = ["--model", str(model), "--host", "127.0.0.1", "--no-store"]
     with serving(args, env, tmp / "log") as running:
         yield running
 
