@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOME_DIR ?= .churnops
 MODEL_DIR ?= $(HOME_DIR)/models/demo
 
-.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-repeat bench-serving bench-load
+.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-repeat bench-serving bench-load screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → doc
 
 bench-load: install  ## reliability under load and hostile input (needs wrk) → docs/reliability.md
 	$(BIN)/python bench/load.py
+
+screenshots: install  ## the scoring page and the report, from a real server → docs/img/*.png (needs chromium)
+	bash -c 'if [ -f ../shared/ci/services-env.sh ]; then source ../shared/ci/services-env.sh && browser_env; fi; \
+	  $(BIN)/python bench/screenshots.py'
 
 lint: install  ## ruff (lint, bandit rules, format), mypy --strict, import layers, pip-audit
 	$(BIN)/ruff check src tests bench

@@ -198,6 +198,10 @@ def test_container_serves_like_the_model_and_stops_cleanly(model_dir, records, r
         assert wrong.status_code == 401
         meta = httpx.get(f"{base}/metadata", auth=(USER, PASSWORD), timeout=10).json()
         assert meta["fast_path"] is True  # the data-only serving form, no pickle
+        for path in ("/ui", "/ui/ui.js", "/ui/ui.css"):  # the scoring page ships in the image
+            page = httpx.get(f"{base}{path}", auth=(USER, PASSWORD), timeout=10)
+            assert page.status_code == 200, path
+            assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
         stopping = time.monotonic()
         podman("stop", "-t", "20", name)

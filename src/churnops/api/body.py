@@ -101,6 +101,23 @@ def check_content_type(request: Request) -> None:
         )
 
 
+CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
+
+
+def check_csv_content_type(request: Request) -> None:
+    """Refuse a body declared as anything but CSV; a missing Content-Type is taken as CSV."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media not in CSV_MEDIA_TYPES:
+        shown = declared[:60].encode("ascii", "replace").decode()
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {shown!r} is not CSV: send the file itself as the body with "
+            "Content-Type: text/csv (e.g. curl --data-binary @customers.csv)"
+        )
+
+
 async def read_body(
     request: Request, limit: int, timeout: float, hold: BodyHold | None = None
 ) -> bytearray:

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnops.api.metrics import Metrics
 
-ROUTES = ("/predict", "/metadata", "/metrics", "/health/live", "/health/ready", "/docs",
-          "/openapi.json", "/admin/reload", "/feedback")  # fmt: skip
+ROUTES = ("/predict", "/predict/csv", "/ui", "/metadata", "/metrics", "/health/live",
+          "/health/ready", "/docs", "/openapi.json", "/admin/reload", "/feedback")  # fmt: skip
 
 access_log = logging.getLogger("churnops.access")
 

@@ -52,6 +52,23 @@ PREDICT_RESPONSES = body_responses(
     "A record does not match the model's schema",
     "too many large bodies in flight (retry)",
 )
+PREDICT_CSV_RESPONSES = {
+    **PREDICT_RESPONSES,
+    200: {
+        "description": "The file with the score columns appended (an attachment).",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    },
+    400: {"description": "The body is not CSV with a header row (the line is named)."},
+    413: {"description": "Too many rows or too large a body."},
+    415: {"description": "The body is declared as something other than CSV."},
+    422: {"description": "Columns the model needs are missing, or a value does not fit."},
+}
+CSV_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 FEEDBACK_RESPONSES = body_responses(
     "Labels stored, and the keys no logged prediction has.",
     "labels",
