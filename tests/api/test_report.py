@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from churnops.api.app import create_app
-from churnops.artifact import EVALUATION_FILE, REPORT_HTML_FILE, write_artifact
+from churnops.artifact import EVALUATION_FILE, REPORT_HTML_FILE, ModelDescription, write_artifact
 
 from .support import AUTH, make_settings
 
@@ -39,7 +39,10 @@ def test_a_model_without_a_report_gets_a_clear_404(synthetic_model, tmp_path):
         for n in artifact.files
         if n not in (REPORT_HTML_FILE, EVALUATION_FILE)
     }
-    old = write_artifact(tmp_path / "old", keep, artifact.manifest.description())
+    # As written before reports: no page, no evaluation data, no baselines in the manifest.
+    description = artifact.manifest.description().to_json()
+    del description["metrics"]["baselines"]
+    old = write_artifact(tmp_path / "old", keep, ModelDescription.model_validate(description))
     with TestClient(create_app(make_settings(old.path))) as client:
         assert client.get("/report").status_code == 401  # auth first, even without a page
         response = client.get("/report", auth=AUTH)

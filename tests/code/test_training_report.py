@@ -284,3 +284,18 @@ def test_calibration_and_curves_come_from_the_held_out_rows(artifact):
     cm = artifact.manifest.test_metrics["confusion_matrix"]
     assert confusion.tolist() == [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
     assert int(np.asarray(confusion).sum()) == len(y) == len(p)
+
+
+def test_plots_without_data_are_left_out_and_failed_trials_skipped(artifact):
+    evaluation = {**artifact.read_json(EVALUATION_FILE), "importance": None}
+    history = [
+        {"learner": "lgbm", "validation_loss": float("inf"), "wall_clock_time": 0.5},
+        {"learner": "rf", "validation_loss": 0.45, "wall_clock_time": 1.0},
+    ]
+    figures = report_figures(artifact.manifest, evaluation, history)
+    assert "importance" not in figures
+    points = figures["search-history"].axes[0].collections
+    assert [len(c.get_offsets()) for c in points] == [1]  # the failed trial is not drawn
+    html = render_training_report(artifact.manifest, evaluation, history)
+    assert "reports no feature importance" in html
+    assert 'id="importance"' not in html

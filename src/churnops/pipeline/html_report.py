@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -150,8 +151,8 @@ def report_figures(
     evaluation: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
 ) -> dict[str, Figure]:
-    """Every plot of the report, by id (a plot without data, such as an empty search, is left
-    out)."""
+    """Every plot of the report, by id; a plot without data (no importances, no trial logged)
+    is left out."""
     y, p = held_out(evaluation)
     threshold = float(evaluation.get("threshold", model.threshold.value))
     labels = model.schema_["positive_label"], _negative_label(model)
@@ -165,7 +166,7 @@ def report_figures(
     importance = evaluation.get("importance")
     if importance and importance.get("columns"):
         figures["importance"] = _importance(field_importance(importance["columns"]), importance)
-    trials = [t for t in history if isinstance(t.get("validation_loss"), int | float)]
+    trials = [t for t in history if _finite(t.get("validation_loss"))]  # a failed trial: inf
     if trials:
         figures["search-history"] = _search_history(trials, model.fitting.selection)
     return figures
@@ -340,7 +341,7 @@ def _selection_section(model: ModelDescription) -> str:
         body += (
             f"<p>Finalists: the best {kind} score of each estimator searched.</p>"
             f'<table id="finalists"><tr><th>estimator</th>'
-            f"<th>{kind} {escape(selection.metric)} loss</th><th>trials</th>"
+            f"<th>{kind} loss ({escape(selection.metric)})</th><th>trials</th>"
             f"<th>configuration</th></tr>{rows}</table>"
         )
     return f'<section id="selection"><h2>Selection</h2>{body}</section>'
@@ -548,7 +549,7 @@ def _search_history(trials: Sequence[Mapping[str, Any]], selection: Any) -> Figu
                 color="black", linewidth=1, label="best so far")  # fmt: skip
         ax.set_title("AutoML search history")
         ax.set_xlabel("search wall-clock time (s)")
-        ax.set_ylabel(f"{metric} loss (lower is better)")
+        ax.set_ylabel(f"validation loss, {metric} (lower is better)")
         ax.legend(fontsize=8)
     return fig
 
@@ -603,6 +604,10 @@ def _negative_label(model: ModelDescription) -> str:
 def _code(text: str) -> str:
     """Escape ``text`` and show its backticked names as code."""
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", escape(text))
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _better(value: object, other: object, higher_is_better: bool) -> bool:
