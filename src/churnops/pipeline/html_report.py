@@ -290,8 +290,8 @@ def _search_section(
     budget = fitting.search_budget_seconds
     facts = [
         f"{search.trials} trials logged",
-        f"search and final fit {search.fit_seconds or 0.0:.1f} s"
-        + (f" of a {budget:g} s budget" if budget else ""),
+        (f"search budget {budget:g} s; " if budget else "")
+        + f"the search and FLAML's fit of the winner took {search.fit_seconds or 0.0:.1f} s",
         f"best found after {_fixed(search.time_to_find_best_seconds, 1)} s",
         f"best configuration: <code>{escape(config_text(search.best_config))}</code>",
     ]
