@@ -176,7 +176,7 @@ def test_refuses_a_tampered_artifact_naming_the_file(synthetic_model, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_server_imports_neither_pandas_nor_sklearn(synthetic_model):
+def test_server_imports_neither_pandas_nor_sklearn_nor_matplotlib(synthetic_model):
     code = f"""
 import json, sys
 from fastapi.testclient import TestClient
@@ -188,7 +188,9 @@ with TestClient(create_app(settings)) as client:
     response = client.post("/predict", json=body, auth=("u", "p"))
     assert response.status_code == 200, response.text
     assert client.get("/metadata", auth=("u", "p")).json()["fast_path"] is True
-print(json.dumps(sorted(m for m in ("pandas", "sklearn", "joblib", "flaml") if m in sys.modules)))
+    assert client.get("/report", auth=("u", "p")).status_code == 200
+heavy = ("pandas", "sklearn", "joblib", "flaml", "matplotlib")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

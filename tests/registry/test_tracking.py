@@ -59,6 +59,11 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
     assert metrics["test.log_loss"] == pytest.approx(test["log_loss"])
     assert metrics["test.tp"] == test["confusion_matrix"]["tp"]
     assert metrics["threshold"] == pytest.approx(artifact.threshold)
+    prior = manifest.metrics["baselines"]["prior"]
+    assert metrics["baseline.prior.log_loss"] == pytest.approx(prior["log_loss"])
+    assert metrics["baseline.majority.accuracy"] == pytest.approx(
+        manifest.metrics["baselines"]["majority"]["accuracy"]
+    )
     trials = tracking.get_metric_history(run_id, "search.validation_loss")
     history = search_history(artifact)
     assert len(history) == 3
@@ -76,10 +81,10 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
     assert tags["churnops.version.lightgbm"] == manifest.versions["lightgbm"]
     assert tags["churnops.version.flaml"] == manifest.versions["flaml"]
 
-    # The whole verified directory under model/, its report also at the top.
+    # The whole verified directory under model/, its reports also at the top.
     logged = {f.path for f in tracking.list_artifacts(run_id, "model")}
     assert {"model/manifest.json", "model/manifest.sha256", "model/pipeline.joblib"} <= logged
-    assert "report.md" in {f.path for f in tracking.list_artifacts(run_id)}
+    assert {"report.md", "report.html"} <= {f.path for f in tracking.list_artifacts(run_id)}
     import mlflow.artifacts
 
     copy = mlflow.artifacts.download_artifacts(

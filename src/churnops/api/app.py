@@ -22,7 +22,7 @@ from churnops.api.body import BodyBudget
 from churnops.api.metrics import Metrics, worker_exited
 from churnops.api.observability import ObservabilityMiddleware
 from churnops.api.openapi import describe_model
-from churnops.api.routes import feedback, operations, scoring, ui
+from churnops.api.routes import feedback, operations, report, scoring, ui
 from churnops.api.serving import ModelHolder, ModelLocation, ModelSource
 from churnops.config import Settings
 from churnops.monitoring.store import open_store, settings_store_url
@@ -110,6 +110,7 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     app.include_router(scoring.router, dependencies=[Depends(authenticate)])
     app.include_router(feedback.router, dependencies=[Depends(authenticate)])
     app.include_router(ui.router, dependencies=[Depends(authenticate)])
+    app.include_router(report.router, dependencies=[Depends(authenticate)])
     app.include_router(operations.router)
     documents: dict[str | None, dict[str, Any]] = {}
 

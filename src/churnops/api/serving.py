@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from churnops.api.metrics import Metrics
 from churnops.api.openapi import example_record
-from churnops.artifact import ModelArtifact, load_artifact
+from churnops.artifact import REPORT_HTML_FILE, ModelArtifact, load_artifact
 from churnops.errors import ArtifactError, ChurnopsError
 from churnops.inference import Scorer, load_scorer
 
@@ -33,11 +33,15 @@ ModelSource = Callable[[], ModelLocation]
 
 @dataclass(frozen=True)
 class ServedModel:
-    """What the routes need: the verified artifact, its scorer and where it came from."""
+    """What the routes need: the verified artifact, its scorer and where it came from, and its
+    training report's verified bytes (None when the artifact has none)."""
 
     artifact: ModelArtifact
     scorer: Scorer
     location: ModelLocation
+    # Read with the model, so /report serves the page of the model as it was verified and
+    # loaded, even after the report is rebuilt on disk (which keeps the model's version).
+    report: bytes | None = None
 
     @property
     def version(self) -> str:
@@ -63,7 +67,8 @@ def load_served_model(location: ModelLocation) -> ServedModel:
     p = float(scores.positive_probability[0])
     if not 0.0 <= p <= 1.0:
         raise ArtifactError(f"{location.path}: scored a probe record as {p}, not a probability")
-    return ServedModel(artifact, scorer, location)
+    report = artifact.read_bytes(REPORT_HTML_FILE) if REPORT_HTML_FILE in artifact.files else None
+    return ServedModel(artifact, scorer, location, report)
 
 
 class ModelHolder:

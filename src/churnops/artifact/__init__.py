@@ -5,13 +5,14 @@ Layout::
     manifest.json      what the model is: name, version, data, schema, settings, metrics, hashes
     manifest.sha256    the manifest's own digest (``sha256sum -c manifest.sha256`` works)
     pipeline.joblib    the fitted scikit-learn Pipeline (the portable deliverable)
-    ...                serving form, reference profile, report, search history
+    ...                serving form, reference profile, reports, evaluation data, search history
 
 :mod:`~churnops.artifact.manifest` is the contract (file names, the typed manifest),
 :mod:`~churnops.artifact.reader` verifies and reads, :mod:`~churnops.artifact.writer` writes.
 """
 
 from churnops.artifact.manifest import (
+    EVALUATION_FILE,
     FORMAT,
     FORMAT_VERSION,
     HISTORY_FILE,
@@ -21,6 +22,7 @@ from churnops.artifact.manifest import (
     PIPELINE_FILE,
     PROFILE_FILE,
     REPORT_FILE,
+    REPORT_HTML_FILE,
     SERVING_DIR,
     SERVING_MODEL_SUFFIXES,
     SERVING_SPEC,
@@ -33,9 +35,10 @@ from churnops.artifact.manifest import (
     TrainingSettings,
 )
 from churnops.artifact.reader import ModelArtifact, load_artifact, sha256_bytes
-from churnops.artifact.writer import write_artifact
+from churnops.artifact.writer import rewrite_reports, write_artifact
 
 __all__ = [
+    "EVALUATION_FILE",
     "FORMAT",
     "FORMAT_VERSION",
     "HISTORY_FILE",
@@ -45,6 +48,7 @@ __all__ = [
     "PIPELINE_FILE",
     "PROFILE_FILE",
     "REPORT_FILE",
+    "REPORT_HTML_FILE",
     "SERVING_DIR",
     "SERVING_MODEL_SUFFIXES",
     "SERVING_SPEC",
@@ -57,6 +61,7 @@ __all__ = [
     "Threshold",
     "TrainingSettings",
     "load_artifact",
+    "rewrite_reports",
     "sha256_bytes",
     "write_artifact",
 ]

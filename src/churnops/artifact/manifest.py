@@ -25,6 +25,10 @@ PIPELINE_FILE = "pipeline.joblib"
 PROFILE_FILE = "reference_profile.json"
 HISTORY_FILE = "search_history.jsonl"
 REPORT_FILE = "report.md"
+# The training report as a self-contained page, and the held-out labels, scores and importances
+# it is built from (artifacts written before them have neither).
+REPORT_HTML_FILE = "report.html"
+EVALUATION_FILE = "evaluation.json"
 SERVING_DIR = "serving"
 # The data-only serving form: a spec naming the runtime and its model file, and the layout of the
 # feature matrix. Part of the contract so the reader can check the spec's file names too.

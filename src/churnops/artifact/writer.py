@@ -16,6 +16,8 @@ from churnops.artifact.manifest import (
     FORMAT_VERSION,
     MANIFEST,
     MANIFEST_DIGEST,
+    REPORT_FILE,
+    REPORT_HTML_FILE,
     ModelDescription,
 )
 from churnops.artifact.reader import (
@@ -27,6 +29,9 @@ from churnops.artifact.reader import (
 )
 from churnops.errors import ArtifactError
 
+# The files that describe a model without changing what it does: they may be rewritten in place.
+REPORT_FILES = (REPORT_FILE, REPORT_HTML_FILE)
+
 
 def write_artifact(
     out_dir: str | Path, files: Mapping[str, bytes], description: ModelDescription
@@ -37,7 +42,34 @@ def write_artifact(
     which are filled in here. The directory is built beside ``out_dir`` and swapped in at the
     end, so a failure leaves an existing artifact at ``out_dir`` untouched.
     """
-    out = Path(out_dir)
+    return _write(Path(out_dir), files, description, None)
+
+
+def rewrite_reports(artifact: ModelArtifact, reports: Mapping[str, bytes]) -> ModelArtifact:
+    """Write ``artifact`` again in place with its reports (``REPORT_FILES``) added or replaced.
+
+    Every other file is copied from its verified bytes and the manifest lists the new hashes.
+    The model's version and creation time are kept: a report describes the model, it does not
+    change what the model answers, so the prediction log, drift history and registry tags that
+    name this version still name it.
+    """
+    refused = sorted(set(reports) - set(REPORT_FILES))
+    if refused:
+        raise ArtifactError(f"{refused[0]} is not a report file; only reports can be rewritten")
+    files = {name: artifact.read_bytes(name) for name in artifact.files}
+    files.update(reports)
+    manifest = artifact.manifest
+    return _write(
+        artifact.path, files, manifest.description(), (manifest.version, manifest.created_at)
+    )
+
+
+def _write(
+    out: Path,
+    files: Mapping[str, bytes],
+    description: ModelDescription,
+    identity: tuple[str, str] | None,
+) -> ModelArtifact:
     for name in files:
         problem = _name_problem(name)
         if problem is not None:
@@ -50,13 +82,18 @@ def write_artifact(
         name: {"sha256": sha256_bytes(data), "bytes": len(data)}
         for name, data in sorted(files.items())
     }
-    created = datetime.now(UTC)
-    content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
+    if identity is None:
+        created = datetime.now(UTC)
+        content_digest = sha256_bytes(json.dumps(listing, sort_keys=True).encode())
+        identity = (
+            f"{created:%Y%m%d%H%M%S}-{content_digest[:8]}",
+            created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
     full: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "version": f"{created:%Y%m%d%H%M%S}-{content_digest[:8]}",
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "version": identity[0],
+        "created_at": identity[1],
     }
     described = description.to_json()
     full.update({k: v for k, v in described.items() if k not in full and k != "files"})

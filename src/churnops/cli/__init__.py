@@ -5,7 +5,7 @@ Each module registers its commands on :data:`churnops.cli.app.app`.
 
 from __future__ import annotations
 
-from churnops.cli import data, models, monitor, serve, train  # noqa: F401  (register commands)
+from churnops.cli import data, models, monitor, report, serve, train  # noqa: F401  (register)
 from churnops.cli.app import app
 
 

@@ -94,19 +94,44 @@ def evaluate(is_positive: np.ndarray, p_positive: np.ndarray, threshold: float) 
     """
     y = np.asarray(is_positive, dtype=bool)
     p = np.asarray(p_positive, dtype=np.float64)
-    predicted = p >= threshold
-    tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[False, True]).ravel()
     return {
         "rows": len(y),
         "positive_rate": float(y.mean()),
         "threshold": threshold,
-        "accuracy": float(skm.accuracy_score(y, predicted)),
-        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+        **_label_metrics(y, p >= threshold),
         "roc_auc": float(skm.roc_auc_score(y, p)),
         "pr_auc": float(skm.average_precision_score(y, p)),
         "log_loss": float(skm.log_loss(y, p, labels=[False, True])),
         "brier": float(skm.brier_score_loss(y, p)),
+    }
+
+
+def baseline_metrics(
+    is_positive: np.ndarray, train_positive_rate: float, threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Metrics, on the same held-out rows, of the references a model has to beat.
+
+    ``prior``: every row gets the training rows' positive rate as its probability (a model
+    that learned nothing about customers), judged with the model's threshold. ``majority``:
+    every row gets the training rows' majority label; it has no probabilities, so only the
+    label metrics.
+    """
+    y = np.asarray(is_positive, dtype=bool)
+    prior = evaluate(y, np.full(len(y), train_positive_rate), threshold)
+    majority_positive = train_positive_rate > 0.5
+    majority = _label_metrics(y, np.full(len(y), majority_positive))
+    return {
+        "prior": {**prior, "probability": train_positive_rate},
+        "majority": {"rows": len(y), "predicts_positive": majority_positive, **majority},
+    }
+
+
+def _label_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[False, True]).ravel()
+    return {
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }

@@ -16,10 +16,12 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from churnops.artifact import (
+    EVALUATION_FILE,
     HISTORY_FILE,
     PIPELINE_FILE,
     PROFILE_FILE,
     REPORT_FILE,
+    REPORT_HTML_FILE,
     ModelArtifact,
     ModelDescription,
     write_artifact,
@@ -28,8 +30,15 @@ from churnops.data.dataset import Dataset, split_dataset
 from churnops.data.profile import reference_profile
 from churnops.errors import DataError
 from churnops.pipeline.build import AutoMLSettings, automl_fit_params, build_pipeline
-from churnops.pipeline.evaluate import ThresholdPolicy, choose_threshold, evaluate
+from churnops.pipeline.evaluate import (
+    ThresholdPolicy,
+    baseline_metrics,
+    choose_threshold,
+    evaluate,
+)
 from churnops.pipeline.export import serving_files
+from churnops.pipeline.html_report import evaluation_data, render_training_report
+from churnops.pipeline.importance import column_importance
 from churnops.pipeline.report import render_report
 from churnops.provenance import git_state, library_versions
 from churnops.schema import Schema
@@ -291,6 +300,9 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
     buffer = io.BytesIO()
     joblib.dump(result.pipeline, buffer, compress=3)
     dataset, validation = result.rows.dataset, result.rows.validation
+    positive = result.schema.positive_label
+    test_positive = (result.test.y == positive).to_numpy()
+    train_rate = float((result.train.y == positive).mean())
     description = ModelDescription.model_validate(
         {
             "name": name,
@@ -315,7 +327,11 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
             "automl": result.search.summary,
             # What was fitted on what: selection (search ranking), held-out evaluation, final fit.
             "fitting": result.search.fitting,
-            "metrics": {"test": result.metrics},
+            # Baselines: the references the held-out metrics are judged against, same rows.
+            "metrics": {
+                "test": result.metrics,
+                "baselines": baseline_metrics(test_positive, train_rate, result.threshold),
+            },
             "threshold": {"value": result.threshold, "strategy": result.policy.strategy},
             "versions": library_versions(),
             "git": git_state(),
@@ -330,13 +346,31 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
     profile = reference_profile(
         result.final_rows.X[list(result.schema.feature_names)], result.schema, scores
     )
+    history = "".join(json.dumps(t, default=_plain) + "\n" for t in result.search.history)
+    evaluation = evaluation_data(
+        test_positive,
+        result.test_scores,
+        result.threshold,
+        {
+            "all": float((dataset.y == positive).mean()),
+            "train": train_rate,
+            "test": float(test_positive.mean()),
+        },
+        column_importance(result.pipeline, result.schema),
+    )
+    evaluation_bytes = (json.dumps(evaluation, default=_plain) + "\n").encode()  # one row per value
     files = {
         PIPELINE_FILE: buffer.getvalue(),
         PROFILE_FILE: _json_bytes(profile),
-        HISTORY_FILE: "".join(
-            json.dumps(t, default=_plain) + "\n" for t in result.search.history
-        ).encode(),
+        HISTORY_FILE: history.encode(),
         REPORT_FILE: render_report(description).encode(),
+        EVALUATION_FILE: evaluation_bytes,
+        # Built from what the artifact stores, as `churnops report` rebuilds it.
+        REPORT_HTML_FILE: render_training_report(
+            ModelDescription.model_validate(json.loads(_json_bytes(description.to_json()))),
+            json.loads(evaluation_bytes),
+            [json.loads(line) for line in history.splitlines()],
+        ).encode(),
         **serving_files(result.pipeline, result.schema, result.test.X),
     }
     return write_artifact(out_dir, files, description)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from churnops.artifact import HISTORY_FILE, REPORT_FILE, Manifest, ModelArtifact
+from churnops.artifact import HISTORY_FILE, REPORT_FILE, REPORT_HTML_FILE, Manifest, ModelArtifact
 from churnops.errors import ChurnopsError, ConfigError
 from churnops.files import creation_lock, prepare_database_file
 
@@ -269,8 +269,8 @@ def log_training(
     Parameters are the AutoML settings, threshold policy, data spec and chosen configuration;
     metrics the held-out ones and each search trial's validation loss (step: trial number);
     tags the data fingerprint, code commit, library versions and the artifact's version. The
-    whole verified directory is logged under ``model/``, its report also at the top. The
-    artifact itself is not changed.
+    whole verified directory is logged under ``model/``, its reports (Markdown and HTML) also
+    at the top. The artifact itself is not changed.
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -299,7 +299,9 @@ def log_training(
                 chunk_params, chunk_tags = params[start : start + 100], tags[start : start + 100]
                 mlflow.log_batch(run_id, params=chunk_params, tags=chunk_tags)
             mlflow.log_artifacts(run_id, str(artifact.path), ARTIFACT_PATH)
-            mlflow.log_artifact(run_id, str(artifact.path / REPORT_FILE))
+            for report in (REPORT_FILE, REPORT_HTML_FILE):
+                if report in artifact.files:  # artifacts written before the HTML report lack it
+                    mlflow.log_artifact(run_id, str(artifact.path / report))
         except BaseException:
             mlflow.set_terminated(run_id, "FAILED")
             raise
@@ -336,7 +338,8 @@ def run_params(manifest: Manifest) -> dict[str, Any]:
 
 
 def run_metrics(manifest: Manifest) -> dict[str, float]:
-    """MLflow metrics of a manifest: ``test.*`` (held-out), ``search.*`` and ``threshold``."""
+    """MLflow metrics of a manifest: ``test.*`` (held-out), ``baseline.*``, ``search.*`` and
+    ``threshold``."""
     test = manifest.test_metrics
     out: dict[str, float] = {
         f"test.{k}": float(v)
@@ -344,6 +347,15 @@ def run_metrics(manifest: Manifest) -> dict[str, float]:
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
     out.update({f"test.{k}": float(v) for k, v in test.get("confusion_matrix", {}).items()})
+    # The baselines measured on the same rows, when the artifact records them.
+    for name, reference in (manifest.metrics.get("baselines") or {}).items():
+        out.update(
+            {
+                f"baseline.{name}.{k}": float(v)
+                for k, v in reference.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
     search = manifest.automl.model_dump(
         include={"best_loss", "fit_seconds", "trials", "time_to_find_best_seconds"}
     )
