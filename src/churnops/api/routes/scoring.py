@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import anyio
 import anyio.to_thread
+import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from churnops.api.body import BodyHold, check_content_type, parse_records, read_body
@@ -19,7 +21,8 @@ from churnops.api.metrics import Metrics
 from churnops.api.openapi import PREDICT_RESPONSES, RESPONSES, MetadataOut, ReloadOut
 from churnops.api.serving import ServedModel
 from churnops.config import Settings
-from churnops.inference import Scorer
+from churnops.errors import ExplainError
+from churnops.inference import Explanation, Scorer
 from churnops.monitoring.store import Answers, PredictionLog
 
 router = APIRouter()
@@ -27,6 +30,8 @@ router = APIRouter()
 # Bodies up to this size (about 70 customer records) are scored on the event loop; larger ones in
 # the thread pool, so CPU-bound work never holds the loop for more than about a millisecond.
 INLINE_BODY_BYTES = 32 * 1024
+# Contributions listed per record with explain=true unless ``top`` says otherwise.
+DEFAULT_TOP = 5
 
 
 @router.post(
@@ -34,14 +39,31 @@ INLINE_BODY_BYTES = 32 * 1024
     responses=PREDICT_RESPONSES,
     summary="Predict churn for customer records",
     description="Send a JSON array of customer records (values as JSON strings or numbers; "
-    "extra keys such as an ID are ignored). The request schema below is the served model's.",
+    "extra keys such as an ID are ignored). The request schema below is the served model's. "
+    "With `explain=true` each record's result also holds `explanation`: `base_value` and the "
+    "`top` fields' `contributions` (TreeSHAP) to the log-odds of the positive class, largest "
+    "first; base_value plus all fields' contributions is log(p / (1 - p)) of its probability.",
 )
-async def predict(request: Request, model: Served) -> Response:
+async def predict(
+    request: Request,
+    model: Served,
+    explain: Annotated[
+        bool, Query(description="Add each record's feature contributions (`explanation`).")
+    ] = False,
+    top: Annotated[
+        int | None,
+        Query(
+            description=f"Contributions listed per record with explain=true (default "
+            f"{DEFAULT_TOP}, at most the model's number of fields), largest |contribution| first."
+        ),
+    ] = None,
+) -> Response:
     # Authentication has passed (a dependency of the router); only now is the body read.
     check_content_type(request)
+    shown = _explanation_size(model.scorer, explain, top)
     state = request.app.state
     with state.body_budget.hold() as hold:
-        scored = await _predict(request, state.settings, model, hold, state.metrics)
+        scored = await _predict(request, state.settings, model, hold, state.metrics, shown)
     request.state.records = scored.records
     request.state.model_version = model.version
     prediction_log: PredictionLog | None = state.prediction_log
@@ -69,28 +91,73 @@ class Scored(NamedTuple):
     request_body: bytes | bytearray  # as received: the prediction log parses it again
 
 
+def _explanation_size(scorer: Scorer, explain: bool, top: int | None) -> int | None:
+    """How many contributions each record's explanation lists (None: no explanation).
+
+    Raises
+    ------
+    RequestValidationError
+        ``top`` without ``explain=true``, or outside 1 to the model's number of fields (422).
+    ExplainError
+        The served model cannot explain its predictions (501), before the body is read.
+    """
+    if not explain:
+        if top is not None:
+            raise _query_error("top", "top applies only with explain=true")
+        return None
+    fields = len(scorer.layout.fields)
+    shown = DEFAULT_TOP if top is None else top
+    if top is not None and not 1 <= top <= fields:
+        raise _query_error("top", f"top must be between 1 and {fields} (the model's fields)")
+    reason = scorer.cannot_explain()
+    if reason is not None:
+        raise ExplainError(f"this model cannot explain its predictions: {reason}")
+    return min(shown, fields)
+
+
+def _query_error(name: str, problem: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": problem, "type": "value_error", "input": None}]
+    )
+
+
 async def _predict(
-    request: Request, settings: Settings, model: ServedModel, hold: BodyHold, metrics: Metrics
+    request: Request,
+    settings: Settings,
+    model: ServedModel,
+    hold: BodyHold,
+    metrics: Metrics,
+    explain_top: int | None = None,
 ) -> Scored:
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
-    if len(body) <= INLINE_BODY_BYTES:
+    if len(body) <= INLINE_BODY_BYTES and explain_top is None:
         # A few records score in well under a millisecond, less than handing them to a worker
         # thread costs (measured: 1-record throughput +30%, p99 at concurrency 8 halved).
+        # Explanations cost more (bench/explain.py): they always go to the thread pool.
         return score_body(model.scorer, body, settings.max_records, metrics)
     # At most two large bodies are parsed and scored at once (this machine's cores): the CPU
     # is busy anyway, and the memory of parsing stays bounded.
     limiter: anyio.CapacityLimiter = request.app.state.large_bodies
     return await anyio.to_thread.run_sync(
-        score_body, model.scorer, body, settings.max_records, metrics, limiter=limiter
-    )
+        score_body, model.scorer, body, settings.max_records, metrics, explain_top,
+        limiter=limiter,
+    )  # fmt: skip
 
 
 def score_body(
-    scorer: Scorer, body: bytes | bytearray, max_records: int, metrics: Metrics
+    scorer: Scorer,
+    body: bytes | bytearray,
+    max_records: int,
+    metrics: Metrics,
+    explain_top: int | None = None,
 ) -> Scored:
-    """Parse, validate and score a /predict body; return the response and the answers."""
+    """Parse, validate and score a /predict body; return the response and the answers.
+
+    With ``explain_top``, each record's result also holds its explanation: the base value and
+    its ``explain_top`` largest contributions (by absolute value).
+    """
     records = parse_records(body, max_records)
-    scores = scorer.score_records(records)
+    scores = scorer.score_records(records, explain=explain_top is not None)
     positive = scorer.positive_label
     negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
     p = scores.positive_probability.tolist()
@@ -102,6 +169,8 @@ def score_body(
             "probabilities": {negative: 1.0 - p_positive, positive: p_positive},
             "warnings": scores.warnings.get(i, []),
         }
+    if explain_top is not None and scores.explanation is not None:
+        add_explanations(result, records, scores.explanation, explain_top)
     positives = sum(1 for label in scores.labels if label == positive)
     if positives:
         metrics.predictions.labels(positive).inc(positives)
@@ -109,6 +178,26 @@ def score_body(
         metrics.predictions.labels(negative).inc(len(p) - positives)
     metrics.records.observe(len(p))
     return Scored(orjson.dumps(result), len(p), scores.labels, p, body)
+
+
+def add_explanations(
+    result: dict[str, Any], records: list[Any], explanation: Explanation, top: int
+) -> None:
+    """Add to each record's result its base value and ``top`` largest contributions."""
+    fields = explanation.fields
+    contributions = explanation.contributions
+    # Largest |contribution| first; ties keep the layout's order of the fields.
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top].tolist()
+    values = contributions.tolist()
+    base = explanation.base_value.tolist()
+    for i, (record, ranked) in enumerate(zip(records, order, strict=True)):
+        result[str(i)]["explanation"] = {
+            "base_value": base[i],
+            "contributions": [
+                {"feature": fields[j], "value": record.get(fields[j]), "contribution": values[i][j]}
+                for j in ranked
+            ],
+        }
 
 
 @router.get(
