@@ -284,7 +284,11 @@ class TreeliteRuntime(Runtime):
     def score(self, X: np.ndarray) -> np.ndarray:
         import treelite
 
-        out = treelite.gtil.predict(self.model, _as_float32(X))  # type: ignore[arg-type]
+        # Small batches on one thread: GTIL otherwise starts a thread per core for each call,
+        # which on a busy machine costs far more than the trees (measured: 0.3 ms against 0.13 s
+        # for one record, 2 cores under load).
+        threads = 1 if len(X) < SMALL_BATCH else 0
+        out = treelite.gtil.predict(self.model, _as_float32(X), nthread=threads)  # type: ignore[arg-type]
         return np.asarray(out, dtype=np.float64).reshape(len(X), -1)[:, self.positive_index]
 
     def cannot_explain(self) -> str | None:
