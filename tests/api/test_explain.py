@@ -17,9 +17,9 @@ from churnops.pipeline.train import export_model, train_model
 from .support import AUTH, make_settings, payload
 
 
-@pytest.fixture(scope="module", params=["lgbm", "rf"])
+@pytest.fixture(scope="module", params=["lgbm", "rf", "lgbm_linear"])
 def explaining(request, tmp_path_factory):
-    """An app serving a model that explains (LightGBM, then a random forest)."""
+    """An app serving a model that explains (LightGBM, a random forest, linear leaves)."""
     settings = AutoMLSettings(time_budget=None, max_iter=2, estimators=(request.param,), n_jobs=1)
     result = train_model(synthetic_dataset(1200, seed=11), settings)
     artifact = export_model(result, tmp_path_factory.mktemp("m") / request.param)

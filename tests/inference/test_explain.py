@@ -19,7 +19,7 @@ from churnops.data.sample import generate_customers
 from churnops.errors import ExplainError
 from churnops.inference import load_scorer
 from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
-from churnops.inference.runtime import PROBABILITY_FLOOR, TreeliteRuntime
+from churnops.inference.runtime import PROBABILITY_FLOOR, Players, TreeliteRuntime
 from churnops.pipeline.build import AutoMLSettings
 from churnops.pipeline.train import export_model, train_model
 
@@ -83,22 +83,22 @@ def test_columns_and_records_explain_alike(synthetic_artifact):
 
 def test_one_hot_columns_are_summed_back_to_their_field(synthetic_artifact):
     scorer = load_scorer(synthetic_artifact, allow_fallback=False)
-    encoded = scorer.layout.encode_records(_records(generate_customers(200, seed=4)))
-    columns = scorer.model.contributions(encoded.matrix).columns
-    fields = scorer.score_records(
-        _records(generate_customers(200, seed=4)), explain=True
-    ).explanation.contributions
+    records = _records(generate_customers(200, seed=4))
+    matrix = scorer.layout.encode_records(records).matrix
+    width = matrix.shape[1]
+    by_column = scorer.model.contributions(matrix, Players(np.arange(width), width)).values
+    by_field = scorer.score_records(records, explain=True).explanation.contributions
     offset = len(scorer.layout.numeric)
-    np.testing.assert_array_equal(fields[:, :offset], columns[:, :offset])
+    np.testing.assert_array_equal(by_field[:, :offset], by_column[:, :offset])
     for j, block in enumerate(scorer.layout.categorical, start=offset):
         np.testing.assert_allclose(
-            fields[:, j], columns[:, offset : offset + block.width].sum(axis=1), atol=1e-12
+            by_field[:, j], by_column[:, offset : offset + block.width].sum(axis=1), atol=1e-12
         )
         offset += block.width
-    np.testing.assert_allclose(fields.sum(axis=1), columns.sum(axis=1), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(by_field.sum(axis=1), by_column.sum(axis=1), rtol=0, atol=1e-9)
 
 
-def test_sum_by_field_follows_the_layout():
+def test_players_sum_the_layouts_blocks():
     layout = FeatureLayout(
         (NumericColumn("a", False), NumericColumn("b", True)),
         (
@@ -108,17 +108,42 @@ def test_sum_by_field_follows_the_layout():
     )
     columns = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
     assert layout.fields == ("a", "b", "c", "d")
-    assert layout.sum_by_field(columns).tolist() == [[1.0, 2.0, 7.0, 11.0]]
+    assert layout.field_of_column.tolist() == [0, 1, 2, 2, 3, 3]
+    players = Players(layout.field_of_column, len(layout.fields))
+    assert players.sum(columns).tolist() == [[1.0, 2.0, 7.0, 11.0]]
 
 
-def test_linear_leaves_cannot_explain(tmp_path):
-    artifact = _fit(synthetic_dataset(800, seed=5), "lgbm_linear", tmp_path)
+@pytest.fixture(scope="module")
+def linear_artifact(tmp_path_factory):
+    return _fit(synthetic_dataset(1500, seed=5), "lgbm_linear", tmp_path_factory.mktemp("lin"))
+
+
+def test_linear_leaves_are_explained_against_the_typical_customer(linear_artifact):
+    scorer = load_scorer(linear_artifact, allow_fallback=False)
+    assert scorer.model.needs_reference
+    assert scorer.cannot_explain() is None
+    frame = generate_customers(500, seed=12)
+    frame.loc[::7, "TotalCharges"] = " "  # missing: a linear leaf then answers its constant
+    scores = scorer.score_records(_records(frame), explain=True)
+    _check_sums(scores)
+    assert np.abs(scores.explanation.contributions).max() > 0.01
+    # The base value is the reference customer's own log-odds, the same for every record.
+    reference = scorer.players.reference
+    expected = _logit(scorer.model.score(reference[None, :]))[0]
+    np.testing.assert_allclose(scores.explanation.base_value, expected, rtol=0, atol=1e-9)
+    columns = {c: frame[c].astype("str") for c in frame.columns}
+    _check_sums(scorer.score_columns(columns, len(frame), explain=True))
+
+
+def test_linear_leaves_without_a_reference_profile_cannot_explain(linear_artifact, tmp_path):
+    from churnops.artifact import PROFILE_FILE, write_artifact
+
+    files = {n: linear_artifact.read_bytes(n) for n in linear_artifact.files if n != PROFILE_FILE}
+    artifact = write_artifact(tmp_path / "a", files, linear_artifact.manifest.description())
     scorer = load_scorer(artifact, allow_fallback=False)
-    reason = scorer.cannot_explain()
-    assert reason is not None
-    assert "linear leaves" in reason
+    assert "reference profile" in scorer.cannot_explain()
     record = _records(generate_customers(1, seed=1))
-    with pytest.raises(ExplainError, match="linear leaves"):
+    with pytest.raises(ExplainError, match="reference profile"):
         scorer.score_records(record, explain=True)
     assert scorer.score_records(record).explanation is None  # scoring itself is unaffected
 
@@ -186,14 +211,14 @@ def test_forest_contributions_are_tree_shap(kind):
     forest.fit(X, y)
     runtime = TreeliteRuntime.load(treelite.sklearn.import_model(forest).serialize_bytes(), 1)
     rows = X[:5]
-    got = runtime.contributions(rows)
+    got = runtime.contributions(rows, Players(np.arange(4), 4))
     p = runtime.score(rows)
     np.testing.assert_allclose(p, forest.predict_proba(rows)[:, 1], atol=1e-12)
     for k, x in enumerate(rows):
         phi, expected = _shapley(forest, x, 4)
         # TreeSHAP in probability, carried to log-odds by one factor per row.
         ratio = (_logit(p[k]) - _logit(expected)) / (p[k] - expected)
-        np.testing.assert_allclose(got.columns[k], phi * ratio, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.values[k], phi * ratio, rtol=0, atol=1e-9)
         assert got.base_value[k] == pytest.approx(_logit(expected), abs=1e-9)
 
 
@@ -205,9 +230,9 @@ def test_forest_answering_zero_or_one_is_clipped():
     forest = sklearn.ensemble.RandomForestClassifier(n_estimators=3, bootstrap=False)
     forest.fit(X, [0, 0, 1, 1])
     runtime = TreeliteRuntime.load(treelite.sklearn.import_model(forest).serialize_bytes(), 1)
-    got = runtime.contributions(X)
+    got = runtime.contributions(X, Players(np.arange(1), 1))
     assert runtime.score(X).tolist() == [0.0, 0.0, 1.0, 1.0]
-    total = got.base_value + got.columns.sum(axis=1)
+    total = got.base_value + got.values.sum(axis=1)
     np.testing.assert_allclose(total, _logit(runtime.score(X)), rtol=0, atol=TOLERANCE)
     assert np.isfinite(total).all()
 
@@ -215,7 +240,7 @@ def test_forest_answering_zero_or_one_is_clipped():
 # -- real customers -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["lgbm", "rf"])
+@pytest.fixture(scope="module", params=["lgbm", "rf", "lgbm_linear"])
 def telco_artifact(request, telco_path, tmp_path_factory):
     dataset = load_dataset(telco_path, DataSpec())
     return _fit(dataset, request.param, tmp_path_factory.mktemp("telco"))

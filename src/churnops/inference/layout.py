@@ -98,17 +98,11 @@ class FeatureLayout:
         """The input fields, in the order of their columns in the feature matrix."""
         return tuple(c.name for c in self.numeric) + tuple(c.name for c in self.categorical)
 
-    def sum_by_field(self, columns: np.ndarray) -> np.ndarray:
-        """Rows × :attr:`fields`: each field's columns summed (a category's one-hot block)."""
-        widths = np.array([1] * len(self.numeric) + [c.width for c in self.categorical])
-        if columns.shape[1] != widths.sum():
-            raise ValueError(f"expected {widths.sum()} columns, got {columns.shape[1]}")
-        out = np.zeros((columns.shape[0], len(widths)), dtype=np.float64)
-        starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
-        wide = widths > 0  # a block without columns contributes nothing
-        if wide.any():
-            out[:, wide] = np.add.reduceat(columns, starts[wide], axis=1)
-        return out
+    @property
+    def field_of_column(self) -> np.ndarray:
+        """For each column of the feature matrix, the position of its field in :attr:`fields`."""
+        widths = [1] * len(self.numeric) + [c.width for c in self.categorical]
+        return np.repeat(np.arange(len(widths)), widths)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form stored in the artifact."""

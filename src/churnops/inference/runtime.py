@@ -39,17 +39,40 @@ SMALL_BATCH = 1024
 
 
 @dataclass(frozen=True)
-class Contributions:
-    """Each feature's contribution to each row's log-odds of the served probability.
+class Players:
+    """The input fields contributions are given for.
 
-    ``base_value + columns.sum(axis=1)`` is the log-odds (logit) of the positive class's
+    ``of_column[k]`` is the field (0 to ``count - 1``) that column ``k`` of the feature matrix
+    encodes: a numeric field is one column, a categorical field its one-hot block. Models
+    explained against a reference customer (:class:`churnops.inference.shapley.BaselineShapley`)
+    also need ``reference``, that customer's encoded row.
+    """
+
+    of_column: np.ndarray
+    count: int
+    reference: np.ndarray | None = None
+
+    def sum(self, columns: np.ndarray) -> np.ndarray:
+        """Rows × fields: each field's columns summed (a categorical field's one-hot block)."""
+        out = np.zeros((columns.shape[0], self.count), dtype=np.float64)
+        present, starts = np.unique(self.of_column, return_index=True)
+        if len(present):
+            out[:, present] = np.add.reduceat(columns, starts, axis=1)
+        return out
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Each field's contribution to each row's log-odds of the served probability.
+
+    ``base_value + values.sum(axis=1)`` is the log-odds (logit) of the positive class's
     probability, as :meth:`Runtime.score` gives it, for each row.
     """
 
-    columns: np.ndarray
-    """Rows × encoded feature columns."""
+    values: np.ndarray
+    """Rows × fields (:class:`Players`)."""
     base_value: np.ndarray
-    """Per row: the log-odds the contributions start from (the model's expected output)."""
+    """Per row: the log-odds the contributions start from."""
 
 
 class Runtime(ABC):
@@ -83,8 +106,13 @@ class Runtime(ABC):
         """Why :meth:`contributions` is unavailable for this model, or None when it is not."""
         return f"the {self.description} runtime computes no feature contributions"
 
-    def contributions(self, X: Any) -> Contributions:
-        """Per-feature contributions (TreeSHAP) to the log-odds of :meth:`score`'s output.
+    @property
+    def needs_reference(self) -> bool:
+        """Whether :meth:`contributions` needs :attr:`Players.reference`."""
+        return False
+
+    def contributions(self, X: Any, players: Players) -> Contributions:
+        """Each field's contribution to the log-odds of :meth:`score`'s output.
 
         Raises
         ------
@@ -125,7 +153,11 @@ class LightGBMRuntime(Runtime):
         self._check(self._lib.LGBM_BoosterGetNumFeature(self._handle, ctypes.byref(features)))
         self.n_features = features.value
         self.description = f"lightgbm {_version('lightgbm')} (C API)"
-        self.sigmoid_scale, self._unexplainable = _lightgbm_link(header, model_text)
+        self.sigmoid_scale, self._unexplainable = _lightgbm_link(header)
+        # Trees with linear leaves: LightGBM computes no TreeSHAP for them (see shapley.py).
+        linear = b"\nis_linear=1" in model_text
+        self._linear_text = model_text.decode() if linear else None
+        self._baseline: tuple[Players, Any] | None = None
 
     @classmethod
     def load(cls, data: bytes, positive_index: int) -> LightGBMRuntime:
@@ -139,14 +171,28 @@ class LightGBMRuntime(Runtime):
     def cannot_explain(self) -> str | None:
         return self._unexplainable
 
-    def contributions(self, X: np.ndarray) -> Contributions:
+    @property
+    def needs_reference(self) -> bool:
+        return self._linear_text is not None
+
+    def contributions(self, X: np.ndarray, players: Players) -> Contributions:
         if self._unexplainable is not None:
             raise ExplainError(self._unexplainable)
-        out = self._predict(X, self._PREDICT_CONTRIB, self.n_features + 1)
-        # LightGBM's SHAP values sum to the raw score r, and p = sigmoid(sigmoid_scale * r), so
-        # logit(p) = sigmoid_scale * r; the negative class's log-odds are the opposite.
-        out *= self.sigmoid_scale if self.positive_index == 1 else -self.sigmoid_scale
-        return Contributions(out[:, :-1], out[:, -1])
+        # The raw score r gives p = sigmoid(sigmoid_scale * r), so logit(p) = sigmoid_scale * r;
+        # the negative class's log-odds are the opposite.
+        scale = self.sigmoid_scale if self.positive_index == 1 else -self.sigmoid_scale
+        if self._linear_text is None:
+            out = self._predict(X, self._PREDICT_CONTRIB, self.n_features + 1)  # TreeSHAP
+            return Contributions(players.sum(out[:, :-1]) * scale, out[:, -1] * scale)
+        if players.reference is None:
+            raise ExplainError("a model with linear leaves is explained against a reference")
+        if self._baseline is None or self._baseline[0] is not players:
+            from churnops.inference.shapley import BaselineShapley
+
+            explainer = BaselineShapley(self._linear_text, players.of_column, players.count)
+            self._baseline = (players, explainer)
+        values, base = self._baseline[1](np.asarray(X, dtype=np.float64), players.reference)
+        return Contributions(values * scale, np.full(len(values), base * scale))
 
     def _predict(self, X: np.ndarray, kind: int, width: int) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -227,7 +273,7 @@ def _check_lightgbm_header(model_text: bytes) -> dict[bytes, bytes]:
     return header
 
 
-def _lightgbm_link(header: dict[bytes, bytes], model_text: bytes) -> tuple[float, str | None]:
+def _lightgbm_link(header: dict[bytes, bytes]) -> tuple[float, str | None]:
     """The scale ``s`` of the model's sigmoid (p = 1 / (1 + exp(-s * raw score))), and why its
     predictions cannot be explained, if they cannot."""
     objective = header.get(b"objective", b"").decode(errors="replace").split()
@@ -238,11 +284,6 @@ def _lightgbm_link(header: dict[bytes, bytes], model_text: bytes) -> tuple[float
         scale = float(options.get("sigmoid", "1"))
     else:
         return 1.0, f"LightGBM objective {' '.join(objective) or '?'!r} has no log-odds to explain"
-    if b"\nis_linear=1" in model_text:
-        return scale, (
-            "LightGBM computes no SHAP values for trees with linear leaves (lgbm_linear); "
-            "train with another estimator (lgbm, rf, extra_tree) to explain predictions"
-        )
     return scale, None
 
 
@@ -295,7 +336,7 @@ class TreeliteRuntime(Runtime):
         explainer = self._tree_shap()
         return explainer if isinstance(explainer, str) else None
 
-    def contributions(self, X: np.ndarray) -> Contributions:
+    def contributions(self, X: np.ndarray, players: Players) -> Contributions:
         explainer = self._tree_shap()
         if isinstance(explainer, str):
             raise ExplainError(explainer)
@@ -307,7 +348,7 @@ class TreeliteRuntime(Runtime):
         slope = 1.0 / (p * (1.0 - p))  # d logit / dp: the limit where p = E[p]
         moved = np.abs(gap) > 1e-12
         ratio = np.divide(_logit(p) - base, gap, out=slope, where=moved)
-        return Contributions(phi * ratio[:, None], base)
+        return Contributions(players.sum(phi) * ratio[:, None], base)
 
     def _tree_shap(self) -> LightGBMRuntime | str:
         if self._explainer is None:

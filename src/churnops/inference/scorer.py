@@ -11,13 +11,14 @@ import numpy as np
 from churnops.artifact import (
     LAYOUT_FILE,
     PIPELINE_FILE,
+    PROFILE_FILE,
     SERVING_SPEC,
     UNAVAILABLE_FILE,
     ModelArtifact,
 )
 from churnops.errors import ArtifactError, ExplainError
 from churnops.inference.layout import CategoricalColumn, Encoded, FeatureLayout, NumericColumn
-from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Runtime, load_runtime
+from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Players, Runtime, load_runtime
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,17 @@ class FastScorer(_Base):
     def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any], model: Runtime) -> None:
         super().__init__(artifact, model, spec["classes"])
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
+        self._no_reference: str | None = None
+        reference = None
+        if model.needs_reference:
+            try:
+                reference = reference_customer(self.layout, artifact)
+            except ExplainError as exc:
+                self._no_reference = str(exc)
+        self.players = Players(self.layout.field_of_column, len(self.layout.fields), reference)
+
+    def cannot_explain(self) -> str | None:
+        return self.model.cannot_explain() or self._no_reference
 
     def score_records(self, records: Sequence[Any], *, explain: bool = False) -> Scores:
         return self._score(self.layout.encode_records(records), explain)
@@ -122,11 +134,12 @@ class FastScorer(_Base):
         p = self.model.score(encoded.matrix)
         if not explain:
             return self._scores(p, encoded)
-        contributions = self.model.contributions(encoded.matrix)
+        reason = self.cannot_explain()
+        if reason is not None:
+            raise ExplainError(reason)
+        contributions = self.model.contributions(encoded.matrix, self.players)
         explanation = Explanation(
-            self.layout.fields,
-            self.layout.sum_by_field(contributions.columns),
-            contributions.base_value,
+            self.layout.fields, contributions.values, contributions.base_value
         )
         return self._scores(p, encoded, explanation)
 
@@ -183,6 +196,34 @@ class PipelineScorer(_Base):
         reason = self.cannot_explain()
         if explain and reason is not None:
             raise ExplainError(reason)
+
+
+def reference_customer(layout: FeatureLayout, artifact: ModelArtifact) -> np.ndarray:
+    """The encoded row of the artifact's typical customer, from its reference profile: the
+    mean of each numeric field and the most common category of each categorical field in the
+    training data.
+
+    Raises
+    ------
+    ExplainError
+        The artifact has no reference profile, or it lacks a field's mean or categories.
+    """
+    if PROFILE_FILE not in artifact.files:
+        raise ExplainError("the artifact has no reference profile to take a reference from")
+    features = artifact.read_json(PROFILE_FILE).get("features", {})
+    record: dict[str, Any] = {}
+    for numeric in layout.numeric:
+        mean = features.get(numeric.name, {}).get("mean")
+        if mean is None:
+            raise ExplainError(f"the reference profile has no mean of {numeric.name!r}")
+        record[numeric.name] = float(mean)
+    for categorical in layout.categorical:
+        shares = features.get(categorical.name, {}).get("category_shares") or {}
+        known = {c: v for c, v in shares.items() if c in categorical.index}
+        if not known:
+            raise ExplainError(f"the reference profile has no categories of {categorical.name!r}")
+        record[categorical.name] = max(known, key=lambda c: known[c])
+    return np.asarray(layout.encode_records([record]).matrix[0], dtype=np.float64)
 
 
 def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scorer:
