@@ -100,14 +100,32 @@ def test_top_is_checked(explaining):
         ("?explain=true&top=0", "between 1 and"),
         (f"?explain=true&top={n + 1}", f"between 1 and {n}"),
         ("?explain=true&top=five", "integer"),
-        ("?top=3", "only with explain=true"),
+        (f"?top={n + 1}", f"between 1 and {n}"),
         ("?explain=perhaps", "boolean"),
+        ("?explian=true", "unknown query parameter"),
     ]:
         response = _post(client, body, query)
         assert response.status_code == 422, query
         detail = response.json()
-        assert detail["problems"][0]["field"] in ("query.top", "query.explain")
+        assert detail["problems"][0]["field"] in ("query.top", "query.explain", "query.explian")
         assert problem in detail["problems"][0]["problem"], (query, detail)
+
+
+def test_top_alone_changes_nothing(explaining):
+    client, _ = explaining
+    body = _records(3)
+    assert _post(client, body, "?top=3").content == _post(client, body).content
+
+
+def test_the_documented_top_bound_is_the_models(explaining):
+    client, artifact = explaining
+    document = client.get("/openapi.json", auth=AUTH).json()
+    parameters = document["paths"]["/predict"]["post"]["parameters"]
+    top = next(p for p in parameters if p["name"] == "top")
+    assert top["schema"]["maximum"] == len(_fields(artifact))
+    result = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+    properties = result["application/json"]["schema"]["additionalProperties"]["properties"]
+    assert set(properties["explanation"]["properties"]) == {"base_value", "contributions"}
 
 
 def test_bad_records_are_refused_as_without_explain(explaining):

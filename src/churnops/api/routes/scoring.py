@@ -32,6 +32,7 @@ router = APIRouter()
 INLINE_BODY_BYTES = 32 * 1024
 # Contributions listed per record with explain=true unless ``top`` says otherwise.
 DEFAULT_TOP = 5
+QUERY_PARAMETERS = frozenset({"explain", "top"})
 
 
 @router.post(
@@ -54,12 +55,16 @@ async def predict(
         int | None,
         Query(
             description=f"Contributions listed per record with explain=true (default "
-            f"{DEFAULT_TOP}, at most the model's number of fields), largest |contribution| first."
+            f"{DEFAULT_TOP}, at most the model's number of fields), largest |contribution| "
+            "first; without explain=true it changes nothing."
         ),
     ] = None,
 ) -> Response:
     # Authentication has passed (a dependency of the router); only now is the body read.
     check_content_type(request)
+    unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
+    if unknown:  # a misspelt explain would otherwise be answered without explanations
+        raise _query_error(unknown[0], "unknown query parameter: /predict takes explain and top")
     shown = _explanation_size(model.scorer, explain, top)
     state = request.app.state
     with state.body_budget.hold() as hold:
@@ -97,18 +102,16 @@ def _explanation_size(scorer: Scorer, explain: bool, top: int | None) -> int | N
     Raises
     ------
     RequestValidationError
-        ``top`` without ``explain=true``, or outside 1 to the model's number of fields (422).
+        ``top`` outside 1 to the model's number of fields (422).
     ExplainError
         The served model cannot explain its predictions (501), before the body is read.
     """
-    if not explain:
-        if top is not None:
-            raise _query_error("top", "top applies only with explain=true")
-        return None
     fields = len(scorer.layout.fields)
-    shown = DEFAULT_TOP if top is None else top
     if top is not None and not 1 <= top <= fields:
         raise _query_error("top", f"top must be between 1 and {fields} (the model's fields)")
+    if not explain:
+        return None  # top alone changes nothing
+    shown = DEFAULT_TOP if top is None else top
     reason = scorer.cannot_explain()
     if reason is not None:
         raise ExplainError(f"this model cannot explain its predictions: {reason}")
