@@ -66,6 +66,23 @@ def test_contributions_add_up_to_the_served_log_odds(synthetic_artifact):
     assert plain.positive_probability.tolist() == scores.positive_probability.tolist()
 
 
+def test_the_other_class_as_positive_negates_the_log_odds(synthetic_artifact):
+    import json
+
+    from churnops.artifact import SERVING_SPEC
+
+    scorer = load_scorer(synthetic_artifact, allow_fallback=False)
+    spec = json.loads(synthetic_artifact.read_bytes(SERVING_SPEC))
+    data = synthetic_artifact.read_bytes(spec["model_file"])
+    flipped = type(scorer.model).load(data, 1 - int(spec["positive_index"]))
+    matrix = scorer.layout.encode_records(_records(generate_customers(300, seed=2))).matrix
+    got = flipped.contributions(matrix, scorer.players)
+    total = got.base_value + got.values.sum(axis=1)
+    np.testing.assert_allclose(total, _logit(flipped.score(matrix)), rtol=0, atol=TOLERANCE)
+    usual = scorer.model.contributions(matrix, scorer.players)
+    np.testing.assert_allclose(got.values, -usual.values, rtol=0, atol=1e-12)
+
+
 def test_columns_and_records_explain_alike(synthetic_artifact):
     scorer = load_scorer(synthetic_artifact, allow_fallback=False)
     frame = generate_customers(500, seed=8).astype("str")

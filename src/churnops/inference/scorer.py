@@ -23,7 +23,7 @@ from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Players, Runti
 
 @dataclass(frozen=True)
 class Explanation:
-    """Each field's contribution (TreeSHAP, in log-odds) to each record's positive class.
+    """Each field's contribution (Shapley values, in log-odds) to each record's positive class.
 
     For record ``i``, ``base_value[i] + contributions[i].sum()`` is the log-odds
     ``log(p / (1 - p))`` of its served probability ``p`` of the positive class.
@@ -34,7 +34,8 @@ class Explanation:
     contributions: np.ndarray
     """Records × fields; a categorical field's one-hot columns are summed."""
     base_value: np.ndarray
-    """Per record: the log-odds of the model's expected output, where contributions start."""
+    """Per record: the log-odds contributions start from: the model's expected output
+    (TreeSHAP) or its reference customer's (baseline Shapley, for linear leaves)."""
 
 
 @dataclass(frozen=True)

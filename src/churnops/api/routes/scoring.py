@@ -42,8 +42,9 @@ QUERY_PARAMETERS = frozenset({"explain", "top"})
     description="Send a JSON array of customer records (values as JSON strings or numbers; "
     "extra keys such as an ID are ignored). The request schema below is the served model's. "
     "With `explain=true` each record's result also holds `explanation`: `base_value` and the "
-    "`top` fields' `contributions` (TreeSHAP) to the log-odds of the positive class, largest "
-    "first; base_value plus all fields' contributions is log(p / (1 - p)) of its probability.",
+    "`top` fields' `contributions` (Shapley values) to the log-odds of the positive class, "
+    "largest first; base_value plus all fields' contributions is log(p / (1 - p)) of its "
+    "probability.",
 )
 async def predict(
     request: Request,
