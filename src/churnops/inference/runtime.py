@@ -189,7 +189,11 @@ class LightGBMRuntime(Runtime):
         if self._baseline is None or self._baseline[0] is not players:
             from churnops.inference.shapley import BaselineShapley
 
-            explainer = BaselineShapley(self._linear_text, players.of_column, players.count)
+            try:
+                explainer = BaselineShapley(self._linear_text, players.of_column, players.count)
+            except ValueError as exc:
+                self._unexplainable = f"the model's trees cannot be explained: {exc}"
+                raise ExplainError(self._unexplainable) from exc
             self._baseline = (players, explainer)
         values, base = self._baseline[1](np.asarray(X, dtype=np.float64), players.reference)
         return Contributions(values * scale, np.full(len(values), base * scale))

@@ -9,12 +9,12 @@ are the input fields, a coalition ``S`` scores the hybrid customer that takes th
 
     base_value = f(r),   base_value + sum of the fields' values = f(x)
 
-exactly, where ``f`` is the raw score. A tree depends only on the fields it splits on (a
-linear leaf uses only numeric fields of its own path), so each tree's values are computed
-exactly by enumerating the coalitions of its own fields (at most ``MAX_TREE_FIELDS``), and the
-model's are their sum (Shapley values are additive). The hybrid's trees are evaluated here,
-in numpy, by LightGBM's own rules (thresholds, missing values, the constant of a linear leaf
-when one of its features is missing); the tests check the result against LightGBM's scores.
+exactly, where ``f`` is the raw score. Shapley values add up over the model's leaves, and a
+leaf's game has a closed form (:class:`BaselineShapley`), so the values are exact and computed
+for every leaf of every tree at once, without enumerating coalitions. Paths are followed by
+LightGBM's own rules (thresholds, missing values, the constant of a linear leaf when one of its
+features is missing); the tests check the values against their definition, every coalition
+scored by LightGBM itself.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_TREE_FIELDS = 12
-"""Most fields one tree may split on (its coalitions are enumerated: 2**fields)."""
+MAX_PATH_FIELDS = 80
+"""Most fields on one leaf's path (the closed form's factorials stay within float64)."""
 
 CHUNK_CELLS = 1 << 20
 """Rows × leaves × fields computed at once (each work array is at most this many values)."""
@@ -48,11 +48,6 @@ class Tree:
     leaf_const: np.ndarray | None  # None: constant leaves
     leaf_features: tuple[np.ndarray, ...]
     leaf_coeff: tuple[np.ndarray, ...]
-
-    @property
-    def features(self) -> np.ndarray:
-        """Columns the tree reads: its splits' and its leaves' linear models'."""
-        return np.unique(np.concatenate([self.split_feature, *self.leaf_features]).astype(int))
 
 
 def parse_trees(model_text: str) -> list[Tree]:
@@ -159,8 +154,8 @@ class BaselineShapley:
         self._default_left = np.concatenate(default_left)
         self._missing = np.concatenate(missing)
         D = max((len(slots) for _, slots, *_ in leaves), default=0)
-        if D > MAX_TREE_FIELDS:
-            raise ValueError(f"a leaf's path uses {D} fields (at most {MAX_TREE_FIELDS})")
+        if D > MAX_PATH_FIELDS:
+            raise ValueError(f"a leaf's path uses {D} fields (at most {MAX_PATH_FIELDS})")
         K = max((len(nodes) for nodes, *_ in leaves), default=0)
         M = max((len(f) for *_, f, _ in leaves), default=0)
         L = len(leaves)
