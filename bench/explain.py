@@ -44,12 +44,16 @@ from churnops.pipeline.train import export_model, train_model  # noqa: E402
 
 COST = """## Cost
 
-Measured {when} by `bench/explain.py` on {machine}, a machine shared with other work (figures
-are medians of {repeats} calls, or of as many as 20 s allow, taken under
-`flock /tmp/bench.lock`). Data: {data}. Models:
-{models}. "route" is the /predict route's own work in process (`score_body`: parse, validate,
-score, JSON answer), without HTTP; "batch" is `score_columns` on 10,000 rows, what
-`churnops predict` runs.
+Measured {when} by `bench/explain.py` on {machine}, a machine shared with other work and busy
+while it ran (figures are medians of {repeats} calls, or of as many as 20 s allow, taken under
+`flock /tmp/bench.lock`). Data: {data}. Models (two FLAML trials each, `n_estimators` fixed):
+
+{models}
+
+"route" is the /predict route's own work in process (`score_body`: parse, validate, score,
+JSON answer), without HTTP; "batch" is `score_columns` on 10,000 rows, what `churnops predict`
+runs. TreeSHAP's cost grows with trees × leaves × depth², baseline Shapley's with the leaves
+and the fields on their paths: larger models than these cost more.
 
 | model | what | plain | explain=true (top 5) | × |
 |---|---|---:|---:|---:|
@@ -132,7 +136,7 @@ def main() -> None:
         machine=machine,
         repeats=args.repeats,
         data=data,
-        models="; ".join(models),
+        models="\n".join(f"- {m}" for m in models),
         rows="\n".join(rows),
     )
     page = args.out.read_text() if args.out.is_file() else ""
