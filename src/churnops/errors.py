@@ -46,6 +46,10 @@ class RecordError(ChurnopsError):
         super().__init__(f"{where}: {first.get('problem')}{more}")
 
 
+class ExplainError(ChurnopsError):
+    """The served model cannot compute feature contributions (the message says why)."""
+
+
 class LimitError(ChurnopsError):
     """A request exceeds a configured size limit."""
 

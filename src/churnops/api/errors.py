@@ -23,6 +23,7 @@ from churnops.errors import (
     ChurnopsError,
     ConfigError,
     DataError,
+    ExplainError,
     LimitError,
     RecordError,
     StoreError,
@@ -46,6 +47,9 @@ STATUS: list[tuple[type[ChurnopsError], int]] = [
     (LimitError, 413),
     (ArtifactError, 503),
     (DataError, 422),
+    # The served model cannot compute feature contributions: /predict?explain=true is refused
+    # as a whole (the request without explain=true is answered as usual).
+    (ExplainError, 501),
     (ConfigError, 500),
 ]
 

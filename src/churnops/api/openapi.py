@@ -49,9 +49,9 @@ def body_responses(
 PREDICT_RESPONSES = body_responses(
     "One result per record, keyed by position.",
     "records",
-    "A record does not match the model's schema",
+    "A record does not match the model's schema, or explain/top are not usable",
     "too many large bodies in flight (retry)",
-)
+) | {501: {"description": "explain=true, and the served model cannot explain (detail says why)."}}
 PREDICT_CSV_RESPONSES = {
     **PREDICT_RESPONSES,
     200: {
@@ -169,6 +169,35 @@ RESULT = {
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "Unseen categories and other values scored with a caveat.",
+            },
+            "explanation": {
+                "type": "object",
+                "required": ["base_value", "contributions"],
+                "description": "Only with explain=true: base_value plus every field's "
+                "contribution is the log-odds log(p / (1 - p)) of the positive class.",
+                "properties": {
+                    "base_value": {
+                        "type": "number",
+                        "description": "Log-odds the contributions start from (the model's "
+                        "expected output, or a reference customer's: docs/explanations.md).",
+                    },
+                    "contributions": {
+                        "type": "array",
+                        "description": "The top fields, largest |contribution| first.",
+                        "items": {
+                            "type": "object",
+                            "required": ["feature", "value", "contribution"],
+                            "properties": {
+                                "feature": {"type": "string", "description": "Field name."},
+                                "value": {"description": "The record's value, as sent."},
+                                "contribution": {
+                                    "type": "number",
+                                    "description": "In log-odds; > 0 towards the positive class.",
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
     },
@@ -289,6 +318,10 @@ def describe_model(document: dict[str, Any], schema: Schema, max_records: int) -
     """``document`` with the request bodies and every response schema filled in."""
     operation = document["paths"]["/predict"]["post"]
     operation["requestBody"] = predict_body(schema, max_records)
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "top":  # at most the model's number of fields
+            fields = len(schema.numeric) + len(schema.categorical)
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": fields}
     if "/feedback" in document["paths"]:
         document["paths"]["/feedback"]["post"]["requestBody"] = feedback_body(schema, max_records)
     for path_item in document["paths"].values():

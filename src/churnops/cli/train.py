@@ -260,8 +260,18 @@ def predict(
     ],
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of customers.")],
     out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write.")],
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also write each row's feature contributions (TreeSHAP, log-odds of the "
+            "positive class): base_value and one contrib_<field> column per input field; "
+            "base_value plus the contrib_ columns is the log-odds of churn_probability.",
+        ),
+    ] = False,
 ) -> None:
-    """Score a file: each row gets churn_probability and prediction."""
+    """Score a file: each row gets churn_probability and prediction (and, with --explain,
+    base_value and contrib_<field> columns)."""
     with user_errors():
         from churnops.data.io import read_table, write_table
         from churnops.inference import load_scorer
@@ -275,10 +285,15 @@ def predict(
         frame = read_table(data)
         started = time.perf_counter()
         columns = {name: frame[name] for name in frame.columns}
-        scores = scorer.score_columns(columns, len(frame))
+        scores = scorer.score_columns(columns, len(frame), explain=explain)
         seconds = time.perf_counter() - started
         frame["churn_probability"] = scores.positive_probability
         frame["prediction"] = scores.labels
+        if scores.explanation is not None:
+            explained = scores.explanation
+            frame["base_value"] = explained.base_value
+            for j, field in enumerate(explained.fields):
+                frame[f"contrib_{field}"] = explained.contributions[:, j]
         path = write_table(frame, out)
     warned = len(scores.warnings)
     console.print(

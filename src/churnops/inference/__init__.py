@@ -7,10 +7,18 @@ pipeline into a runtime's file is export-time work: :mod:`churnops.pipeline.expo
 """
 
 from churnops.inference.runtime import RUNTIMES, Runtime
-from churnops.inference.scorer import FastScorer, PipelineScorer, Scorer, Scores, load_scorer
+from churnops.inference.scorer import (
+    Explanation,
+    FastScorer,
+    PipelineScorer,
+    Scorer,
+    Scores,
+    load_scorer,
+)
 
 __all__ = [
     "RUNTIMES",
+    "Explanation",
     "FastScorer",
     "PipelineScorer",
     "Runtime",

@@ -93,6 +93,17 @@ class FeatureLayout:
         """Number of columns of the feature matrix."""
         return len(self.numeric) + sum(c.width for c in self.categorical)
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The input fields, in the order of their columns in the feature matrix."""
+        return tuple(c.name for c in self.numeric) + tuple(c.name for c in self.categorical)
+
+    @property
+    def field_of_column(self) -> np.ndarray:
+        """For each column of the feature matrix, the position of its field in :attr:`fields`."""
+        widths = [1] * len(self.numeric) + [c.width for c in self.categorical]
+        return np.repeat(np.arange(len(widths)), widths)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form stored in the artifact."""
         return {

@@ -26,15 +26,53 @@ import functools
 import importlib.util
 import io
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from churnops.artifact import PIPELINE_FILE, SERVING_SPEC
-from churnops.errors import ArtifactError
+from churnops.errors import ArtifactError, ExplainError
 
 SMALL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Players:
+    """The input fields contributions are given for.
+
+    ``of_column[k]`` is the field (0 to ``count - 1``) that column ``k`` of the feature matrix
+    encodes: a numeric field is one column, a categorical field its one-hot block. Models
+    explained against a reference customer (:class:`churnops.inference.shapley.BaselineShapley`)
+    also need ``reference``, that customer's encoded row.
+    """
+
+    of_column: np.ndarray
+    count: int
+    reference: np.ndarray | None = None
+
+    def sum(self, columns: np.ndarray) -> np.ndarray:
+        """Rows × fields: each field's columns summed (a categorical field's one-hot block)."""
+        out = np.zeros((columns.shape[0], self.count), dtype=np.float64)
+        present, starts = np.unique(self.of_column, return_index=True)
+        if len(present):
+            out[:, present] = np.add.reduceat(columns, starts, axis=1)
+        return out
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Each field's contribution to each row's log-odds of the served probability.
+
+    ``base_value + values.sum(axis=1)`` is the log-odds (logit) of the positive class's
+    probability, as :meth:`Runtime.score` gives it, for each row.
+    """
+
+    values: np.ndarray
+    """Rows × fields (:class:`Players`)."""
+    base_value: np.ndarray
+    """Per row: the log-odds the contributions start from."""
 
 
 class Runtime(ABC):
@@ -64,6 +102,25 @@ class Runtime(ABC):
     def score(self, X: Any) -> np.ndarray:
         """Probability of the positive class for each row of ``X``."""
 
+    def cannot_explain(self) -> str | None:
+        """Why :meth:`contributions` is unavailable for this model, or None when it is not."""
+        return f"the {self.description} runtime computes no feature contributions"
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether :meth:`contributions` needs :attr:`Players.reference`."""
+        return False
+
+    def contributions(self, X: Any, players: Players) -> Contributions:
+        """Each field's contribution to the log-odds of :meth:`score`'s output.
+
+        Raises
+        ------
+        ExplainError
+            The model cannot be explained (:meth:`cannot_explain` says why).
+        """
+        raise ExplainError(self.cannot_explain() or "no feature contributions")
+
 
 class LightGBMRuntime(Runtime):
     """A LightGBM binary classifier loaded from its text model, evaluated by LightGBM's C library.
@@ -79,9 +136,10 @@ class LightGBMRuntime(Runtime):
 
     _FLOAT64 = 1  # C_API_DTYPE_FLOAT64
     _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
+    _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB: SHAP values, then the expected value
 
     def __init__(self, model_text: bytes, positive_index: int) -> None:
-        _check_lightgbm_header(model_text)
+        header = _check_lightgbm_header(model_text)
         self._lib = _lightgbm_library()
         self.positive_index = positive_index
         self._handle = ctypes.c_void_p()
@@ -95,12 +153,52 @@ class LightGBMRuntime(Runtime):
         self._check(self._lib.LGBM_BoosterGetNumFeature(self._handle, ctypes.byref(features)))
         self.n_features = features.value
         self.description = f"lightgbm {_version('lightgbm')} (C API)"
+        self.sigmoid_scale, self._unexplainable = _lightgbm_link(header)
+        # Trees with linear leaves: LightGBM computes no TreeSHAP for them (see shapley.py).
+        linear = b"\nis_linear=1" in model_text
+        self._linear_text = model_text.decode() if linear else None
+        self._baseline: tuple[Players, Any] | None = None
 
     @classmethod
     def load(cls, data: bytes, positive_index: int) -> LightGBMRuntime:
         return cls(data, positive_index)
 
     def score(self, X: np.ndarray) -> np.ndarray:
+        out = self._predict(X, self._PREDICT_NORMAL, 1)[:, 0]
+        # scikit-learn's predict_proba for a binary booster is [1 - p, p].
+        return out if self.positive_index == 1 else 1.0 - out
+
+    def cannot_explain(self) -> str | None:
+        return self._unexplainable
+
+    @property
+    def needs_reference(self) -> bool:
+        return self._linear_text is not None
+
+    def contributions(self, X: np.ndarray, players: Players) -> Contributions:
+        if self._unexplainable is not None:
+            raise ExplainError(self._unexplainable)
+        # The raw score r gives p = sigmoid(sigmoid_scale * r), so logit(p) = sigmoid_scale * r;
+        # the negative class's log-odds are the opposite.
+        scale = self.sigmoid_scale if self.positive_index == 1 else -self.sigmoid_scale
+        if self._linear_text is None:
+            out = self._predict(X, self._PREDICT_CONTRIB, self.n_features + 1)  # TreeSHAP
+            return Contributions(players.sum(out[:, :-1]) * scale, out[:, -1] * scale)
+        if players.reference is None:
+            raise ExplainError("a model with linear leaves is explained against a reference")
+        if self._baseline is None or self._baseline[0] is not players:
+            from churnops.inference.shapley import BaselineShapley
+
+            try:
+                explainer = BaselineShapley(self._linear_text, players.of_column, players.count)
+            except ValueError as exc:
+                self._unexplainable = f"the model's trees cannot be explained: {exc}"
+                raise ExplainError(self._unexplainable) from exc
+            self._baseline = (players, explainer)
+        values, base = self._baseline[1](np.asarray(X, dtype=np.float64), players.reference)
+        return Contributions(values * scale, np.full(len(values), base * scale))
+
+    def _predict(self, X: np.ndarray, kind: int, width: int) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         row_major = not (X.flags.f_contiguous and not X.flags.c_contiguous)
         X = np.ascontiguousarray(X) if row_major else X
@@ -110,7 +208,7 @@ class LightGBMRuntime(Runtime):
                 f"the serving model expects {self.n_features} features, its layout gives "
                 f"{X.shape[1] if X.ndim == 2 else X.shape}"
             )
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = np.empty((X.shape[0], width), dtype=np.float64)
         written = ctypes.c_int64()
         self._check(
             self._lib.LGBM_BoosterPredictForMat(
@@ -120,7 +218,7 @@ class LightGBMRuntime(Runtime):
                 ctypes.c_int32(X.shape[0]),
                 ctypes.c_int32(X.shape[1]),
                 ctypes.c_int(1 if row_major else 0),
-                ctypes.c_int(self._PREDICT_NORMAL),
+                ctypes.c_int(kind),
                 ctypes.c_int(0),  # start iteration
                 ctypes.c_int(-1),  # all iterations
                 # Small batches on one thread: waking OpenMP workers costs more than the trees,
@@ -130,8 +228,7 @@ class LightGBMRuntime(Runtime):
                 out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
             )
         )
-        # scikit-learn's predict_proba for a binary booster is [1 - p, p].
-        return out if self.positive_index == 1 else 1.0 - out
+        return out
 
     def _check(self, code: int) -> None:
         if code != 0:
@@ -158,7 +255,7 @@ def _lightgbm_library() -> ctypes.CDLL:
     raise ImportError("LightGBM's shared library was not found")
 
 
-def _check_lightgbm_header(model_text: bytes) -> None:
+def _check_lightgbm_header(model_text: bytes) -> dict[bytes, bytes]:
     """Refuse bytes that are not a binary classifier in LightGBM's text format.
 
     Checked here because LightGBM writes its own ``[LightGBM] [Fatal]`` line to stderr before
@@ -177,6 +274,21 @@ def _check_lightgbm_header(model_text: bytes) -> None:
         raise ValueError(
             f"not a binary LightGBM model (num_class={header.get(b'num_class', b'?').decode()})"
         )
+    return header
+
+
+def _lightgbm_link(header: dict[bytes, bytes]) -> tuple[float, str | None]:
+    """The scale ``s`` of the model's sigmoid (p = 1 / (1 + exp(-s * raw score))), and why its
+    predictions cannot be explained, if they cannot."""
+    objective = header.get(b"objective", b"").decode(errors="replace").split()
+    if objective[:1] in (["cross_entropy"], ["xentropy"]):
+        scale = 1.0
+    elif objective[:1] == ["binary"]:
+        options = dict(o.partition(":")[::2] for o in objective[1:])
+        scale = float(options.get("sigmoid", "1"))
+    else:
+        return 1.0, f"LightGBM objective {' '.join(objective) or '?'!r} has no log-odds to explain"
+    return scale, None
 
 
 def _version(distribution: str) -> str:
@@ -186,7 +298,17 @@ def _version(distribution: str) -> str:
 
 
 class TreeliteRuntime(Runtime):
-    """A scikit-learn forest converted to a treelite checkpoint, evaluated by GTIL."""
+    """A scikit-learn forest converted to a treelite checkpoint, evaluated by GTIL.
+
+    Its contributions are TreeSHAP values computed by LightGBM's C library on the same trees
+    (rewritten in LightGBM's text format, once, when first asked): exact path-dependent
+    TreeSHAP of the forest's averaged probability, with the trees' weighted sample counts as
+    cover, as ``shap.TreeExplainer`` computes it. A forest averages probabilities, not
+    log-odds, so the values are then carried to log-odds: each is multiplied by
+    ``(logit(p) - logit(E[p])) / (p - E[p])``, which keeps TreeSHAP's signs and ranking and
+    makes them sum exactly to the log-odds of the served probability (clipped to
+    ``[PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR]``: a forest may answer exactly 0 or 1).
+    """
 
     name = "treelite-checkpoint"
     suffix = ".treelite"
@@ -195,6 +317,7 @@ class TreeliteRuntime(Runtime):
         self.model = model
         self.positive_index = positive_index
         self.description = description
+        self._explainer: LightGBMRuntime | str | None = None
 
     @classmethod
     def load(cls, data: bytes, positive_index: int) -> TreeliteRuntime:
@@ -206,10 +329,156 @@ class TreeliteRuntime(Runtime):
     def score(self, X: np.ndarray) -> np.ndarray:
         import treelite
 
-        # scikit-learn trees compare float32 inputs with their thresholds.
-        rounded = X.astype(np.float32).astype(np.float64)
-        out = treelite.gtil.predict(self.model, rounded)  # type: ignore[arg-type]
+        # Small batches on one thread: GTIL otherwise starts a thread per core for each call,
+        # which on a busy machine costs far more than the trees (measured: 0.3 ms against 0.13 s
+        # for one record, 2 cores under load).
+        threads = 1 if len(X) < SMALL_BATCH else 0
+        out = treelite.gtil.predict(self.model, _as_float32(X), nthread=threads)  # type: ignore[arg-type]
         return np.asarray(out, dtype=np.float64).reshape(len(X), -1)[:, self.positive_index]
+
+    def cannot_explain(self) -> str | None:
+        explainer = self._tree_shap()
+        return explainer if isinstance(explainer, str) else None
+
+    def contributions(self, X: np.ndarray, players: Players) -> Contributions:
+        explainer = self._tree_shap()
+        if isinstance(explainer, str):
+            raise ExplainError(explainer)
+        out = explainer._predict(_as_float32(X), explainer._PREDICT_CONTRIB, X.shape[1] + 1)
+        phi, expected = out[:, :-1], out[:, -1]  # in probability
+        gap = phi.sum(axis=1)
+        p = _clip(expected + gap)
+        base = _logit(_clip(expected))
+        slope = 1.0 / (p * (1.0 - p))  # d logit / dp: the limit where p = E[p]
+        moved = np.abs(gap) > 1e-12
+        ratio = np.divide(_logit(p) - base, gap, out=slope, where=moved)
+        return Contributions(players.sum(phi) * ratio[:, None], base)
+
+    def _tree_shap(self) -> LightGBMRuntime | str:
+        if self._explainer is None:
+            try:
+                text = forest_as_lightgbm(self.model, self.positive_index)
+            except ValueError as exc:
+                self._explainer = f"the forest cannot be explained: {exc}"
+            else:
+                self._explainer = LightGBMRuntime(text, positive_index=1)
+        return self._explainer
+
+
+PROBABILITY_FLOOR = 1e-6
+"""Probabilities are clipped to [floor, 1 - floor] before their log-odds are taken."""
+
+
+def _as_float32(X: np.ndarray) -> np.ndarray:
+    # scikit-learn trees compare float32 inputs with their thresholds.
+    return np.asarray(X).astype(np.float32).astype(np.float64)
+
+
+def _clip(p: np.ndarray) -> np.ndarray:
+    return np.asarray(np.clip(p, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR), dtype=np.float64)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.asarray(np.log(p) - np.log1p(-p), dtype=np.float64)
+
+
+def forest_as_lightgbm(model: Any, positive_index: int) -> bytes:
+    """A treelite forest of binary classifiers as a LightGBM text model of the same trees.
+
+    Each leaf holds the positive class's probability divided by the number of trees, so the
+    raw score is the forest's average; node and leaf counts are the trees' sample weights
+    (``sum_hess``, scikit-learn's ``weighted_n_node_samples``), the cover of TreeSHAP.
+
+    Raises
+    ------
+    ValueError
+        The forest uses what LightGBM's trees cannot express (categorical splits, a
+        comparison other than ``<=`` or ``<``, another kind of output).
+    """
+    header = model.get_header_accessor()
+    shape = [int(v) for v in header.get_field("leaf_vector_shape")]
+    if not int(header.get_field("average_tree_output")[0]) or shape != [1, 2]:
+        raise ValueError("it is not an average of binary class probabilities")
+    n_features, n_trees = int(model.num_feature), int(model.num_tree)
+    lines = [
+        "tree",
+        "version=v4",
+        "num_class=1",
+        "num_tree_per_iteration=1",
+        "label_index=0",
+        f"max_feature_idx={n_features - 1}",
+        "objective=regression",
+        "feature_names=" + " ".join(f"Column_{j}" for j in range(n_features)),
+        "feature_infos=" + " ".join(["none"] * n_features),
+        "",
+    ]
+    for t in range(n_trees):
+        tree = _lightgbm_tree(model.get_tree_accessor(t), positive_index, n_trees)
+        lines += [f"Tree={t}", *tree, "", ""]
+    lines += ["end of trees", ""]
+    return "\n".join(lines).encode()
+
+
+_LEAF, _NUMERICAL = 0, 1  # treelite's node types
+_LT, _LE = 2, 3  # treelite's comparison operators
+
+
+def _lightgbm_tree(tree: Any, positive_index: int, n_trees: int) -> list[str]:
+    """One treelite tree in LightGBM's text form (internal nodes 0.., leaves ~0, ~1..)."""
+    kind = tree.get_field("node_type")
+    if np.any((kind != _LEAF) & (kind != _NUMERICAL)):
+        raise ValueError("it has categorical splits")
+    if not tree.get_field("sum_hess_present").all():
+        raise ValueError("its trees record no sample weights (the cover TreeSHAP needs)")
+    left, right = tree.get_field("cleft"), tree.get_field("cright")
+    is_leaf = kind == _LEAF
+    # LightGBM's number of each node: its rank among the splits or, bit-inverted, the leaves.
+    number = np.where(is_leaf, ~(np.cumsum(is_leaf) - 1), np.cumsum(~is_leaf) - 1)
+    splits, leaves = np.flatnonzero(~is_leaf), np.flatnonzero(is_leaf)
+    cover = tree.get_field("sum_hess")
+    if not np.all((cover == np.round(cover)) & (cover < 2**31)):
+        cover = cover * (2.0**30 / cover.max())  # LightGBM reads counts as integers
+    counts = np.round(cover).astype(np.int64)
+    begin = tree.get_field("leaf_vector_begin")[leaves].astype(np.int64)
+    end = tree.get_field("leaf_vector_end")[leaves].astype(np.int64)
+    if np.any(end - begin != 2):
+        raise ValueError("a leaf does not hold two class probabilities")
+    values = tree.get_field("leaf_vector")[begin + positive_index] / n_trees
+    comparison = tree.get_field("cmp")[splits]
+    if np.any((comparison != _LE) & (comparison != _LT)):
+        raise ValueError("a split compares other than with <= or <")
+    threshold = tree.get_field("threshold")[splits]
+    # x < t is x <= the float below t; an infinite threshold is the largest float (x is finite).
+    threshold = np.where(comparison == _LT, np.nextafter(threshold, -np.inf), threshold)
+    threshold = np.clip(threshold, -np.finfo(np.float64).max, np.finfo(np.float64).max)
+    # Missing values (NaN) go the node's default way, as in treelite and scikit-learn.
+    decision = (tree.get_field("default_left")[splits].astype(np.int64) * 2) | (2 << 2)
+
+    def row(key: str, items: Any) -> str:
+        return f"{key}=" + " ".join(repr(float(v)) if key in FLOATS else str(v) for v in items)
+
+    zeros = np.zeros(len(splits), dtype=np.int64)
+    return [
+        f"num_leaves={len(leaves)}",
+        "num_cat=0",
+        row("split_feature", tree.get_field("split_index")[splits]),
+        row("split_gain", zeros),
+        row("threshold", threshold),
+        row("decision_type", decision),
+        row("left_child", number[left[splits]]),
+        row("right_child", number[right[splits]]),
+        row("leaf_value", values),
+        row("leaf_weight", np.zeros(len(leaves), dtype=np.int64)),
+        row("leaf_count", counts[leaves]),
+        row("internal_value", zeros),
+        row("internal_weight", zeros),
+        row("internal_count", counts[splits]),
+        "is_linear=0",
+        "shrinkage=1",
+    ]
+
+
+FLOATS = frozenset({"threshold", "leaf_value"})
 
 
 class PipelineRuntime(Runtime):
@@ -236,6 +505,12 @@ class PipelineRuntime(Runtime):
 
     def score(self, X: Any) -> np.ndarray:
         return np.asarray(self.pipeline.predict_proba(X)[:, self.positive_index], dtype=np.float64)
+
+    def cannot_explain(self) -> str | None:
+        return (
+            "the model is served by its pickled scikit-learn pipeline (it has no data-only "
+            "serving form), which computes no feature contributions"
+        )
 
 
 RUNTIMES: dict[str, type[Runtime]] = {

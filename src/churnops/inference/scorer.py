@@ -11,13 +11,31 @@ import numpy as np
 from churnops.artifact import (
     LAYOUT_FILE,
     PIPELINE_FILE,
+    PROFILE_FILE,
     SERVING_SPEC,
     UNAVAILABLE_FILE,
     ModelArtifact,
 )
-from churnops.errors import ArtifactError
+from churnops.errors import ArtifactError, ExplainError
 from churnops.inference.layout import CategoricalColumn, Encoded, FeatureLayout, NumericColumn
-from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Runtime, load_runtime
+from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Players, Runtime, load_runtime
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Each field's contribution (Shapley values, in log-odds) to each record's positive class.
+
+    For record ``i``, ``base_value[i] + contributions[i].sum()`` is the log-odds
+    ``log(p / (1 - p))`` of its served probability ``p`` of the positive class.
+    """
+
+    fields: tuple[str, ...]
+    """The model's input fields, in the layout's order."""
+    contributions: np.ndarray
+    """Records × fields; a categorical field's one-hot columns are summed."""
+    base_value: np.ndarray
+    """Per record: the log-odds contributions start from: the model's expected output
+    (TreeSHAP) or its reference customer's (baseline Shapley, for linear leaves)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,8 @@ class Scores:
     labels: list[str]
     warnings: dict[int, list[str]]
     positive_label: str
+    explanation: Explanation | None = None
+    """Only when asked for (``explain=True``)."""
 
     def probability_of_label(self) -> np.ndarray:
         """Probability of each record's predicted label."""
@@ -45,10 +65,15 @@ class Scorer(Protocol):
     classes: tuple[str, str]
     positive_label: str
     threshold: float
+    layout: FeatureLayout
 
-    def score_records(self, records: Sequence[Any]) -> Scores: ...
+    def score_records(self, records: Sequence[Any], *, explain: bool = False) -> Scores: ...
 
-    def score_columns(self, columns: Mapping[str, Any], rows: int) -> Scores: ...
+    def score_columns(
+        self, columns: Mapping[str, Any], rows: int, *, explain: bool = False
+    ) -> Scores: ...
+
+    def cannot_explain(self) -> str | None: ...
 
 
 class _Base:
@@ -65,10 +90,16 @@ class _Base:
         self.positive_label = artifact.schema.positive_label
         self.threshold = artifact.threshold
 
-    def _scores(self, p: np.ndarray, encoded: Encoded) -> Scores:
+    def _scores(
+        self, p: np.ndarray, encoded: Encoded, explanation: Explanation | None = None
+    ) -> Scores:
         negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
         labels = np.where(p >= self.threshold, self.positive_label, negative).tolist()
-        return Scores(p, labels, encoded.warnings, self.positive_label)
+        return Scores(p, labels, encoded.warnings, self.positive_label, explanation)
+
+    def cannot_explain(self) -> str | None:
+        """Why this model's predictions cannot be explained, or None when they can."""
+        return self.model.cannot_explain()
 
 
 class FastScorer(_Base):
@@ -80,14 +111,38 @@ class FastScorer(_Base):
     def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any], model: Runtime) -> None:
         super().__init__(artifact, model, spec["classes"])
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
+        self._no_reference: str | None = None
+        reference = None
+        if model.needs_reference:
+            try:
+                reference = reference_customer(self.layout, artifact)
+            except ExplainError as exc:
+                self._no_reference = str(exc)
+        self.players = Players(self.layout.field_of_column, len(self.layout.fields), reference)
 
-    def score_records(self, records: Sequence[Any]) -> Scores:
-        encoded = self.layout.encode_records(records)
-        return self._scores(self.model.score(encoded.matrix), encoded)
+    def cannot_explain(self) -> str | None:
+        return self.model.cannot_explain() or self._no_reference
 
-    def score_columns(self, columns: Mapping[str, Any], rows: int) -> Scores:
-        encoded = self.layout.encode_columns(columns, rows)
-        return self._scores(self.model.score(encoded.matrix), encoded)
+    def score_records(self, records: Sequence[Any], *, explain: bool = False) -> Scores:
+        return self._score(self.layout.encode_records(records), explain)
+
+    def score_columns(
+        self, columns: Mapping[str, Any], rows: int, *, explain: bool = False
+    ) -> Scores:
+        return self._score(self.layout.encode_columns(columns, rows), explain)
+
+    def _score(self, encoded: Encoded, explain: bool) -> Scores:
+        p = self.model.score(encoded.matrix)
+        if not explain:
+            return self._scores(p, encoded)
+        reason = self.cannot_explain()
+        if reason is not None:
+            raise ExplainError(reason)
+        contributions = self.model.contributions(encoded.matrix, self.players)
+        explanation = Explanation(
+            self.layout.fields, contributions.values, contributions.base_value
+        )
+        return self._scores(p, encoded, explanation)
 
 
 class PipelineScorer(_Base):
@@ -115,19 +170,61 @@ class PipelineScorer(_Base):
             c.name for c in self.layout.categorical
         ]
 
-    def score_records(self, records: Sequence[Any]) -> Scores:
+    def score_records(self, records: Sequence[Any], *, explain: bool = False) -> Scores:
         import pandas as pd
 
+        self._check_explain(explain)
         encoded = self.layout.encode_records(records)  # same validation as the fast path
         frame = pd.DataFrame([{n: r.get(n) for n in self._names} for r in records], dtype=object)
         return self._scores(self.model.score(frame), encoded)
 
-    def score_columns(self, columns: Mapping[str, Any], rows: int) -> Scores:
+    def score_columns(
+        self, columns: Mapping[str, Any], rows: int, *, explain: bool = False
+    ) -> Scores:
         import pandas as pd
 
+        self._check_explain(explain)
         encoded = self.layout.encode_columns(columns, rows)
         frame = pd.DataFrame({n: columns[n] for n in self._names})
         return self._scores(self.model.score(frame), encoded)
+
+    def cannot_explain(self) -> str | None:
+        return (
+            f"{self.model.cannot_explain()}; why there is no serving form: {self.fallback_reason}"
+        )
+
+    def _check_explain(self, explain: bool) -> None:
+        reason = self.cannot_explain()
+        if explain and reason is not None:
+            raise ExplainError(reason)
+
+
+def reference_customer(layout: FeatureLayout, artifact: ModelArtifact) -> np.ndarray:
+    """The encoded row of the artifact's typical customer, from its reference profile: the
+    mean of each numeric field and the most common category of each categorical field in the
+    training data.
+
+    Raises
+    ------
+    ExplainError
+        The artifact has no reference profile, or it lacks a field's mean or categories.
+    """
+    if PROFILE_FILE not in artifact.files:
+        raise ExplainError("the artifact has no reference profile to take a reference from")
+    features = artifact.read_json(PROFILE_FILE).get("features", {})
+    record: dict[str, Any] = {}
+    for numeric in layout.numeric:
+        mean = features.get(numeric.name, {}).get("mean")
+        if mean is None:
+            raise ExplainError(f"the reference profile has no mean of {numeric.name!r}")
+        record[numeric.name] = float(mean)
+    for categorical in layout.categorical:
+        shares = features.get(categorical.name, {}).get("category_shares") or {}
+        known = {c: v for c, v in shares.items() if c in categorical.index}
+        if not known:
+            raise ExplainError(f"the reference profile has no categories of {categorical.name!r}")
+        record[categorical.name] = max(known, key=lambda c: known[c])
+    return np.asarray(layout.encode_records([record]).matrix[0], dtype=np.float64)
 
 
 def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scorer:

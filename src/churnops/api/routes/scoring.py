@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, TypeVarTuple
+from typing import Annotated, Any, NamedTuple, TypeVar, TypeVarTuple
 
 import anyio
 import anyio.to_thread
+import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from churnops.api.body import (
@@ -34,8 +36,8 @@ from churnops.api.openapi import (
 from churnops.api.serving import ServedModel
 from churnops.api.table import parse_csv, scored_csv, with_lines
 from churnops.config import Settings
-from churnops.errors import RecordError
-from churnops.inference import Scorer
+from churnops.errors import ExplainError, RecordError
+from churnops.inference import Explanation, Scorer
 from churnops.monitoring.store import Answers
 from churnops.monitoring.writer import PredictionWriter
 
@@ -47,6 +49,9 @@ Result = TypeVar("Result")
 # Bodies up to this size (about 70 customer records) are scored on the event loop; larger ones in
 # the thread pool, so CPU-bound work never holds the loop for more than about a millisecond.
 INLINE_BODY_BYTES = 32 * 1024
+# Contributions listed per record with explain=true unless ``top`` says otherwise.
+DEFAULT_TOP = 5
+QUERY_PARAMETERS = frozenset({"explain", "top"})
 
 
 @router.post(
@@ -54,14 +59,36 @@ INLINE_BODY_BYTES = 32 * 1024
     responses=PREDICT_RESPONSES,
     summary="Predict churn for customer records",
     description="Send a JSON array of customer records (values as JSON strings or numbers; "
-    "extra keys such as an ID are ignored). The request schema below is the served model's.",
+    "extra keys such as an ID are ignored). The request schema below is the served model's. "
+    "With `explain=true` each record's result also holds `explanation`: `base_value` and the "
+    "`top` fields' `contributions` (Shapley values) to the log-odds of the positive class, "
+    "largest first; base_value plus all fields' contributions is log(p / (1 - p)) of its "
+    "probability.",
 )
-async def predict(request: Request, model: Served) -> Response:
+async def predict(
+    request: Request,
+    model: Served,
+    explain: Annotated[
+        bool, Query(description="Add each record's feature contributions (`explanation`).")
+    ] = False,
+    top: Annotated[
+        int | None,
+        Query(
+            description=f"Contributions listed per record with explain=true (default "
+            f"{DEFAULT_TOP}, at most the model's number of fields), largest |contribution| "
+            "first; without explain=true it changes nothing."
+        ),
+    ] = None,
+) -> Response:
     # Authentication has passed (a dependency of the router); only now is the body read.
     check_content_type(request)
+    unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
+    if unknown:  # a misspelt explain would otherwise be answered without explanations
+        raise _query_error(unknown[0], "unknown query parameter: /predict takes explain and top")
+    shown = _explanation_size(model.scorer, explain, top)
     state = request.app.state
     with state.body_budget.hold() as hold:
-        scored = await _predict(request, state.settings, model, hold, state.metrics)
+        scored = await _predict(request, state.settings, model, hold, state.metrics, shown)
     _answered(request, model, scored)
     return Response(
         scored.body, media_type="application/json", headers={"X-Model-Version": model.version}
@@ -128,12 +155,47 @@ class Scored(NamedTuple):
     warnings: dict[int, list[str]]
 
 
+def _explanation_size(scorer: Scorer, explain: bool, top: int | None) -> int | None:
+    """How many contributions each record's explanation lists (None: no explanation).
+
+    Raises
+    ------
+    RequestValidationError
+        ``top`` outside 1 to the model's number of fields (422).
+    ExplainError
+        The served model cannot explain its predictions (501), before the body is read.
+    """
+    fields = len(scorer.layout.fields)
+    if top is not None and not 1 <= top <= fields:
+        raise _query_error("top", f"top must be between 1 and {fields} (the model's fields)")
+    if not explain:
+        return None  # top alone changes nothing
+    shown = DEFAULT_TOP if top is None else top
+    reason = scorer.cannot_explain()
+    if reason is not None:
+        raise ExplainError(f"this model cannot explain its predictions: {reason}")
+    return min(shown, fields)
+
+
+def _query_error(name: str, problem: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": problem, "type": "value_error", "input": None}]
+    )
+
+
 async def _predict(
-    request: Request, settings: Settings, model: ServedModel, hold: BodyHold, metrics: Metrics
+    request: Request,
+    settings: Settings,
+    model: ServedModel,
+    hold: BodyHold,
+    metrics: Metrics,
+    explain_top: int | None = None,
 ) -> Scored:
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
+    # Explanations cost more (bench/explain.py): they always go to the thread pool.
+    size = len(body) if explain_top is None else INLINE_BODY_BYTES + 1
     return await _in_worker(
-        request, len(body), score_body, model.scorer, body, settings.max_records, metrics
+        request, size, score_body, model.scorer, body, settings.max_records, metrics, explain_top
     )
 
 
@@ -152,10 +214,14 @@ async def _in_worker(
 
 
 def score_body(
-    scorer: Scorer, body: bytes | bytearray, max_records: int, metrics: Metrics
+    scorer: Scorer,
+    body: bytes | bytearray,
+    max_records: int,
+    metrics: Metrics,
+    explain_top: int | None = None,
 ) -> Scored:
     """Parse, validate and score a /predict body; return the response and the answers."""
-    return score_records(scorer, parse_records(body, max_records), metrics, body)
+    return score_records(scorer, parse_records(body, max_records), metrics, body, explain_top)
 
 
 def score_csv(
@@ -183,10 +249,18 @@ def score_csv(
 
 
 def score_records(
-    scorer: Scorer, records: list[Any], metrics: Metrics, request_body: bytes | bytearray
+    scorer: Scorer,
+    records: list[Any],
+    metrics: Metrics,
+    request_body: bytes | bytearray,
+    explain_top: int | None = None,
 ) -> Scored:
-    """Validate and score parsed records: the /predict response and the answers."""
-    scores = scorer.score_records(records)
+    """Validate and score parsed records: the /predict response and the answers.
+
+    With ``explain_top``, each record's result also holds its explanation: the base value and
+    its ``explain_top`` largest contributions (by absolute value).
+    """
+    scores = scorer.score_records(records, explain=explain_top is not None)
     positive = scorer.positive_label
     negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
     p = scores.positive_probability.tolist()
@@ -198,6 +272,8 @@ def score_records(
             "probabilities": {negative: 1.0 - p_positive, positive: p_positive},
             "warnings": scores.warnings.get(i, []),
         }
+    if explain_top is not None and scores.explanation is not None:
+        add_explanations(result, records, scores.explanation, explain_top)
     positives = sum(1 for label in scores.labels if label == positive)
     if positives:
         metrics.predictions.labels(positive).inc(positives)
@@ -205,6 +281,26 @@ def score_records(
         metrics.predictions.labels(negative).inc(len(p) - positives)
     metrics.records.observe(len(p))
     return Scored(orjson.dumps(result), len(p), scores.labels, p, request_body, scores.warnings)
+
+
+def add_explanations(
+    result: dict[str, Any], records: list[Any], explanation: Explanation, top: int
+) -> None:
+    """Add to each record's result its base value and ``top`` largest contributions."""
+    fields = explanation.fields
+    contributions = explanation.contributions
+    # Largest |contribution| first; ties keep the layout's order of the fields.
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top].tolist()
+    values = contributions.tolist()
+    base = explanation.base_value.tolist()
+    for i, (record, ranked) in enumerate(zip(records, order, strict=True)):
+        result[str(i)]["explanation"] = {
+            "base_value": base[i],
+            "contributions": [
+                {"feature": fields[j], "value": record.get(fields[j]), "contribution": values[i][j]}
+                for j in ranked
+            ],
+        }
 
 
 @router.get(

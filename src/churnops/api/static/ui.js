@@ -271,11 +271,17 @@ async function scoreCustomer(event) {
   show($("single-error"), false);
   $("score").disabled = true;
   try {
-    const response = await fetch(`/predict?explain=true&top=${TOP_REASONS}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify([record()]),
-    });
+    const body = JSON.stringify([record()]);
+    const post = (query) =>
+      fetch(`/predict${query}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body,
+      });
+    const top = Math.min(TOP_REASONS, form.features.length);
+    let response = await post(`?explain=true&top=${top}`);
+    // 501: this model cannot explain its predictions; score it without reasons.
+    if (response.status === 501) response = await post("");
     if (!response.ok) {
       show($("result"), false);
       await showError($("single-error"), response, "Not scored");
