@@ -55,7 +55,9 @@ async def predict(request: Request, model: Served) -> Response:
         )  # fmt: skip
         prediction_log.append(answers)
     return Response(
-        scored.body, media_type="application/json", headers={"X-Model-Version": model.version}
+        scored.body,
+        media_type="application/json",
+        headers={"X-Model-Version": model.header_version},
     )
 
 
@@ -115,7 +117,7 @@ def score_body(
     "/metadata", response_model=MetadataOut, responses=RESPONSES, summary="The served model"
 )
 async def metadata(model: Served) -> Response:
-    artifact, scorer = model.artifact, model.scorer
+    artifact, scorer, location = model.artifact, model.scorer, model.location
     manifest = artifact.manifest
     source = manifest.data.source
     return json_response(
@@ -123,7 +125,14 @@ async def metadata(model: Served) -> Response:
         {
             "name": artifact.name,
             "version": artifact.version,
-            "registry_version": model.location.registry_version,
+            "registry_version": location.registry_ref,
+            "registry": None
+            if location.registry_ref is None
+            else {
+                "name": location.registry_name,
+                "version": location.registry_version,
+                "alias": location.registry_alias,
+            },
             "created_at": manifest.created_at,
             "synthetic_training_data": artifact.synthetic,
             "runtime": scorer.runtime,
@@ -142,7 +151,7 @@ async def metadata(model: Served) -> Response:
                 "source": Path(source).name if source else None,
             },
         },
-        headers={"X-Model-Version": model.version},
+        headers={"X-Model-Version": model.header_version},
     )
 
 
@@ -155,9 +164,10 @@ async def metadata(model: Served) -> Response:
 )  # fmt: skip
 async def admin_reload(holder: Holder) -> Response:
     outcome, message = await holder.reload("admin call")
-    version = holder.model.version if holder.model else None
+    model = holder.model
+    version = model.version if model else None
     return json_response(
         409 if outcome == "refused" else 200,
         {"outcome": outcome, "detail": message, "version": version},
-        headers={"X-Model-Version": version or ""},
+        headers={"X-Model-Version": model.header_version if model else ""},
     )
