@@ -125,6 +125,10 @@ def test_mlflow_models_serve_answers_invocations(tracked, tmp_path):
         response = httpx.post(f"{base}/invocations", json=body, timeout=30)
         assert response.status_code == 200, response.text
         answered = response.json()["predictions"]
+        body["dataframe_records"][1]["gender"] = None
+        refused = httpx.post(f"{base}/invocations", json=body, timeout=30)
+        assert refused.status_code == 400
+        assert "record 1, field 'gender': a value is required" in refused.text
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

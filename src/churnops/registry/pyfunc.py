@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnops.artifact import MANIFEST, ModelArtifact, load_artifact
-from churnops.errors import ArtifactError
+from churnops.errors import ArtifactError, RecordError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,16 +163,21 @@ class ChurnModel:
         """Score a DataFrame (or a list of record dicts, or one dict) of customers.
 
         Returns a DataFrame, one row per input row in order: ``churn_probability`` and
-        ``prediction``. Invalid records raise :class:`churnops.errors.RecordError`, which
-        names each record and field.
+        ``prediction``. Invalid records raise an ``MlflowException`` (invalid parameter: a 400
+        from ``mlflow models serve``) naming the first bad record and field.
         """
         import pandas as pd
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
         if isinstance(model_input, dict):
             model_input = [model_input]
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         columns = {str(name): frame[name].to_numpy() for name in frame.columns}
-        scores = self.scorer.score_columns(columns, len(frame))
+        try:
+            scores = self.scorer.score_columns(columns, len(frame))
+        except RecordError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
         return pd.DataFrame(
             {PROBABILITY_COLUMN: scores.positive_probability, PREDICTION_COLUMN: scores.labels}
         )
