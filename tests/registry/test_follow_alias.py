@@ -49,4 +49,5 @@ def test_serving_follows_the_champion_alias(store, tmp_path):
         assert meta["registry"] == {"name": "churn", "version": "2", "alias": "champion"}
         assert meta["version"] == store.artifacts[1].version
     assert "following models:/churn@champion" in server.output()
+    assert f"model: churn {store.artifacts[0].version} = models:/churn/1" in server.output()
     assert "model reload (registry poll): now serving" in server.output()
