@@ -38,7 +38,6 @@ from churnops.registry.tracking import (
 
 UPGRADE_PATH = "mlflow_model"  # the MLflow model added to a run recorded before that form
 CHAMPION = "champion"
-CHALLENGER = "challenger"
 HISTORY_TAG = f"{TAG}champion_history"  # registered-model tag: versions that held champion
 HISTORY_LIMIT = 50
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]*)|/(?P<version>\d+))$")
