@@ -29,21 +29,25 @@ def test_serving_follows_the_champion_alias(store, tmp_path):
     with serving(args, env, tmp_path / "log") as server, httpx.Client(auth=AUTH) as client:
         body = payload("chapter_request.json")
         first = client.post(f"{server.base}/predict", json=body)
-        assert first.headers["X-Model-Version"] == store.artifacts[0].version
-        meta = client.get(f"{server.base}/metadata").json()
-        assert meta["registry_version"] == "models:/churn/1"
+        assert first.headers["X-Model-Version"] == "1"  # the registry version served
+        meta = client.get(f"{server.base}/metadata")
+        assert meta.headers["X-Model-Version"] == "1"
+        assert meta.json()["registry_version"] == "models:/churn/1"
+        assert meta.json()["registry"] == {"name": "churn", "version": "1", "alias": "champion"}
+        assert meta.json()["version"] == store.artifacts[0].version  # the artifact's identity
 
         promote("churn", "2", store.uri)
         deadline = time.monotonic() + 30
         while True:
             response = client.post(f"{server.base}/predict", json=body)
             assert response.status_code == 200
-            if response.headers["X-Model-Version"] == store.artifacts[1].version:
+            if response.headers["X-Model-Version"] == "2":
                 break
             assert time.monotonic() < deadline, "the new champion was not picked up"
             time.sleep(0.2)
-        assert client.get(f"{server.base}/metadata").json()["registry_version"] == (
-            "models:/churn/2"
-        )
+        meta = client.get(f"{server.base}/metadata").json()
+        assert meta["registry"] == {"name": "churn", "version": "2", "alias": "champion"}
+        assert meta["version"] == store.artifacts[1].version
     assert "following models:/churn@champion" in server.output()
+    assert f"model: churn {store.artifacts[0].version} = models:/churn/1" in server.output()
     assert "model reload (registry poll): now serving" in server.output()

@@ -56,7 +56,7 @@ def test_training_is_tracked_registered_promoted_and_rolled_back(data, tmp_path,
     assert recorded.data.tags["churnops.model_version"] == artifact.version
     assert recorded.data.tags["churnops.version.lightgbm"]
     logged = {f.path for f in mlflow.list_artifacts(run_id, "model")}
-    assert "model/manifest.json" in logged
+    assert "model/MLmodel" in logged
     assert mlflow.get_metric_history(run_id, "search.validation_loss")
 
     _train(data, tmp_path / "m2", "--register", "churn")

@@ -13,6 +13,7 @@ import pytest
 
 from churnops.artifact import load_artifact
 from churnops.errors import ConfigError
+from churnops.registry.pyfunc import artifact_directory
 from churnops.registry.tracking import (
     artifact_root,
     check_tracking,
@@ -81,9 +82,14 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
     assert tags["churnops.version.lightgbm"] == manifest.versions["lightgbm"]
     assert tags["churnops.version.flaml"] == manifest.versions["flaml"]
 
-    # The whole verified directory under model/, its reports also at the top.
+    # An MLflow model under model/, the whole verified directory inside, the report at the top.
     logged = {f.path for f in tracking.list_artifacts(run_id, "model")}
-    assert {"model/manifest.json", "model/manifest.sha256", "model/pipeline.joblib"} <= logged
+    assert {"model/MLmodel", "model/input_example.json", "model/data"} <= logged
+    inside = {f.path for f in tracking.list_artifacts(run_id, "model/data/churnops")}
+    assert {f"model/data/churnops/{name.split('/')[0]}" for name in artifact.files} | {
+        "model/data/churnops/manifest.json",
+        "model/data/churnops/manifest.sha256",
+    } == inside
     assert {"report.md", "report.html"} <= {f.path for f in tracking.list_artifacts(run_id)}
     import mlflow.artifacts
 
@@ -93,13 +99,14 @@ def test_train_logs_params_metrics_tags_and_the_artifact(
         dst_path=str(tmp_path / "copy"),
         tracking_uri=sqlite_uri(project_home),
     )
-    assert load_artifact(copy).version == artifact.version  # every file, verified
+    assert load_artifact(artifact_directory(Path(copy))).version == artifact.version  # verified
 
     # Artifacts live beside the store in .churnops/, never in the working directory's ./mlruns.
     experiment = tracking.get_experiment(recorded.info.experiment_id)
     assert experiment.artifact_location == (project_home / "mlartifacts").resolve().as_uri()
     stored = project_home / "mlartifacts" / run_id / "artifacts" / "model"
-    assert (stored / "manifest.json").is_file()
+    assert (stored / "MLmodel").is_file()
+    assert (stored / "data" / "churnops" / "manifest.json").is_file()
     assert not (tmp_path / "mlruns").exists()
     # The artifact on disk was not touched by tracking.
     assert load_artifact(out).version == artifact.version

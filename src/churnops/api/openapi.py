@@ -106,12 +106,26 @@ class ReloadOut(BaseModel):
     version: str | None
 
 
+class RegistryOut(BaseModel):
+    """The registry version served (a service started with ``models:/NAME@ALIAS``)."""
+
+    name: str
+    version: str = Field(description="The registry version; also in X-Model-Version.")
+    alias: str | None = Field(description="The alias followed; null for models:/NAME/VERSION.")
+
+
 class MetadataOut(BaseModel):
     """The served model: versions, runtime, classes, threshold, schema, held-out metrics."""
 
     name: str
-    version: str
-    registry_version: str | None
+    version: str = Field(description="The artifact's own version (unique per training run).")
+    registry_version: str | None = Field(
+        description="models:/NAME/VERSION served; null when serving a directory."
+    )
+    registry: RegistryOut | None = Field(
+        description="Registry name, version and alias served; null when serving a directory "
+        "(X-Model-Version then carries the artifact's version)."
+    )
     created_at: str | None
     synthetic_training_data: bool
     runtime: str

@@ -22,10 +22,20 @@ log = logging.getLogger("churnops.api")
 @dataclass(frozen=True)
 class ModelLocation:
     """Where the model to serve is now: a local artifact directory and, for a registry
-    reference, the registry version it resolved to (``models:/churn/3``)."""
+    reference, what it resolved to: the registered model's name, its version and the alias
+    followed (None for ``models:/NAME/VERSION``). Plain values, resolved by the caller."""
 
     path: Path
+    registry_name: str | None = None
     registry_version: str | None = None
+    registry_alias: str | None = None
+
+    @property
+    def registry_ref(self) -> str | None:
+        """``models:/NAME/VERSION`` of a registry model, None for a plain directory."""
+        if self.registry_name is None or self.registry_version is None:
+            return None
+        return f"models:/{self.registry_name}/{self.registry_version}"
 
 
 ModelSource = Callable[[], ModelLocation]
@@ -47,6 +57,11 @@ class ServedModel:
     def version(self) -> str:
         """The version that answers: the artifact's own (unique per training run)."""
         return self.artifact.version
+
+    @property
+    def header_version(self) -> str:
+        """``X-Model-Version``: the registry version served, else the artifact's version."""
+        return self.location.registry_version or self.artifact.version
 
 
 def load_served_model(location: ModelLocation) -> ServedModel:
@@ -133,9 +148,8 @@ class ModelHolder:
         path = (
             "fast data-only path" if scorer.fast else f"FALLBACK pipeline: {scorer.fallback_reason}"
         )
-        registry = (
-            f" ({model.location.registry_version})" if model.location.registry_version else ""
-        )
+        ref = model.location.registry_ref
+        registry = f" ({ref})" if ref else ""
         log.info(f"serving model {artifact.name} {artifact.version}{registry} with "
                  f"{scorer.runtime} ({path})")  # fmt: skip
         if artifact.synthetic:

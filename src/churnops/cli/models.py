@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from churnops.cli.app import UriOption, app, console, err_console, fail, user_er
 from churnops.workflows.models import project_home, tracking_uri
 
 models_app = typer.Typer(
-    help="Registered models: versions and the champion / challenger aliases.",
+    help="Registered models: versions and aliases (champion is what gets served).",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
@@ -34,6 +35,9 @@ def _uri(explicit: str | None) -> str:
 @models_app.command("list")
 def list_models(
     name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array (one object per version).")
+    ] = False,
     tracking: UriOption = None,
 ) -> None:
     """List registered versions with their aliases, held-out metrics and data."""
@@ -41,6 +45,9 @@ def list_models(
         from churnops.registry.models import list_versions
 
         versions = list_versions(_uri(tracking), name)
+    if as_json:
+        typer.echo(json.dumps([v.to_dict() for v in versions], indent=2))
+        return
     if not versions:
         console.print("no registered models" + (f" named {name!r}" if name else ""))
         return
@@ -84,7 +91,12 @@ def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[str, typer.Argument(help="Version to promote.")],
     alias: Annotated[
-        str, typer.Option("--alias", help="champion (what gets served) or challenger.")
+        str,
+        typer.Option(
+            "--alias",
+            help="Any alias (letters, digits, _ and -): champion is what gets served, "
+            "challenger the usual contender, or your own such as staging.",
+        ),
     ] = "champion",
     tracking: UriOption = None,
 ) -> None:
@@ -95,6 +107,20 @@ def promote(
         previous = promote_version(name, version, _uri(tracking), alias)
     was = f" (was version {previous})" if previous else ""
     console.print(f"{name}@{alias} → version {version}{was}")
+
+
+@models_app.command("unalias")
+def unalias(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    tracking: UriOption = None,
+) -> None:
+    """Remove an alias from a model (its version stays registered)."""
+    with user_errors():
+        from churnops.registry.models import remove_alias
+
+        version = remove_alias(name, alias, _uri(tracking))
+    console.print(f"{name}@{alias} removed (it pointed at version {version})")
 
 
 @models_app.command("rollback")

@@ -72,7 +72,9 @@ def serve(
     artifact, scorer = served.artifact, served.scorer
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     path = "fast data-only path" if scorer.fast else "pipeline fallback"
-    say(f"model: {artifact.name} {artifact.version} — {scorer.runtime} ({path})")
+    ref = served.location.registry_ref
+    registry = f" = {ref}" if ref else ""
+    say(f"model: {artifact.name} {artifact.version}{registry} — {scorer.runtime} ({path})")
     if not scorer.fast:
         say(
             f"[yellow]note:[/] no fast path, serving the pipeline: {scorer.fallback_reason}",

@@ -1,14 +1,19 @@
-"""Registered models: versions, the ``champion`` / ``challenger`` aliases, rollback, resolution.
+"""Registered models: versions, aliases, rollback, resolution.
 
-A version's source is the churnops artifact directory logged with its run. Resolving
-``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` downloads that directory once into a local
-cache, ``HOME/cache/NAME/VERSION``, and verifies every file against its manifest
-(:func:`churnops.artifact.load_artifact`), so a registry or cache that was tampered with is
-refused like any other changed artifact.
+Any alias MLflow accepts can be set (:func:`check_alias`); ``champion`` is what gets served and
+retrained against by default, and the only one with a history to roll back.
+
+A version's source is the MLflow model logged with its run (``model/``: a pyfunc holding the
+churnops artifact, see :mod:`churnops.registry.pyfunc`), or for runs recorded before that form,
+the bare artifact directory. Resolving ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
+downloads it once into a local cache, keeping the artifact in ``HOME/cache/NAME/VERSION``, and
+verifies every file against its manifest (:func:`churnops.artifact.load_artifact`), so a
+registry or cache that was tampered with is refused like any other changed artifact.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -19,6 +24,7 @@ from typing import Any
 
 from churnops.artifact import MANIFEST, load_artifact
 from churnops.errors import ArtifactError, ConfigError, IntegrityError
+from churnops.registry.pyfunc import MLMODEL, artifact_directory, save_mlflow_model
 from churnops.registry.tracking import (
     ARTIFACT_PATH,
     DEFAULT_HOME,
@@ -30,11 +36,16 @@ from churnops.registry.tracking import (
     resolve_tracking_uri,
 )
 
-ALIASES = ("champion", "challenger")
+UPGRADE_PATH = "mlflow_model"  # the MLflow model added to a run recorded before that form
 CHAMPION = "champion"
 HISTORY_TAG = f"{TAG}champion_history"  # registered-model tag: versions that held champion
 HISTORY_LIMIT = 50
-_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]*)|/(?P<version>\d+))$")
+# MLflow's rules for an alias (mlflow.utils.validation): letters, digits, _ and -, at most 255
+# characters; "latest" and "v<number>" are reserved, as they name versions.
+_ALIAS = re.compile(r"^[\w-]+$")
+_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+ALIAS_MAX_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,35 @@ class VersionInfo:
     metrics: dict[str, float]
     data_sha256: str
     model_version: str
+    source: str = ""  # where the registry keeps the version's model
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``churnops models list --json``); ``created`` in ISO 8601 UTC."""
+        created = dt.datetime.fromtimestamp(self.created / 1000, dt.UTC)
+        return {
+            "name": self.name,
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "run_id": self.run_id,
+            "created": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "metrics": dict(sorted(self.metrics.items())),
+            "data_sha256": self.data_sha256 or None,
+            "model_version": self.model_version or None,
+            "source": self.source,
+        }
+
+
+def check_alias(alias: str) -> str:
+    """Return ``alias`` if MLflow accepts it as an alias name; raise ConfigError otherwise."""
+    if not _ALIAS.match(alias):
+        raise ConfigError(
+            f"alias {alias!r}: use letters, digits, '_' and '-' only (e.g. champion, staging-eu)"
+        )
+    if len(alias) > ALIAS_MAX_LENGTH:
+        raise ConfigError(f"alias {alias[:20]!r}…: at most {ALIAS_MAX_LENGTH} characters")
+    if alias.lower() == "latest" or _VERSION_ALIAS.match(alias):
+        raise ConfigError(f"alias {alias!r} is reserved by MLflow (it would read as a version)")
+    return alias
 
 
 def is_registry_ref(ref: str) -> bool:
@@ -70,7 +110,13 @@ def parse_ref(ref: str) -> ModelRef:
     match = _REF.match(ref)
     if match is None or match["name"] in (".", ".."):
         raise ConfigError(f"{ref!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    return ModelRef(match["name"], match["alias"], match["version"])
+    alias = match["alias"]
+    if alias is not None:
+        try:
+            check_alias(alias)
+        except ConfigError as exc:
+            raise ConfigError(f"{ref!r}: {exc}") from None
+    return ModelRef(match["name"], alias, match["version"])
 
 
 def register(run_id: str, name: str, uri: str) -> str:
@@ -95,12 +141,37 @@ def register(run_id: str, name: str, uri: str) -> str:
                     raise
         version = mlflow.create_model_version(
             name,
-            f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_PATH}",
+            _mlflow_model_source(mlflow, run, uri),
             run_id=run_id,
             tags={k: v for k, v in tags.items() if k.startswith(TAG) and "version." not in k},
             description=f"churnops model {tags[MODEL_VERSION_TAG]}",
         )
     return str(version.version)
+
+
+def _mlflow_model_source(mlflow: Any, run: Any, uri: str) -> str:
+    """Where the run keeps its MLflow model: ``model/``, or for a run recorded before the MLflow
+    model form (the bare artifact in ``model/``), ``mlflow_model/``, written now from the
+    verified artifact."""
+    run_id, root = run.info.run_id, run.info.artifact_uri.rstrip("/")
+    for path in (ARTIFACT_PATH, UPGRADE_PATH):
+        if any(f.path == f"{path}/{MLMODEL}" for f in mlflow.list_artifacts(run_id, path)):
+            return f"{root}/{path}"
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory(prefix="churnops-register-") as staging:
+        local = download_artifacts(
+            run_id=run_id, artifact_path=ARTIFACT_PATH, dst_path=staging, tracking_uri=uri
+        )
+        artifact = load_artifact(Path(local))
+        if artifact.version != run.data.tags[MODEL_VERSION_TAG]:
+            raise IntegrityError(
+                f"run {run_id}: its model/ holds {artifact.version}, "
+                f"but the run recorded {run.data.tags[MODEL_VERSION_TAG]}"
+            )
+        save_mlflow_model(artifact, Path(staging) / UPGRADE_PATH)
+        mlflow.log_artifacts(run_id, str(Path(staging) / UPGRADE_PATH), UPGRADE_PATH)
+    return f"{root}/{UPGRADE_PATH}"
 
 
 def list_versions(uri: str, name: str | None = None) -> list[VersionInfo]:
@@ -129,19 +200,20 @@ def list_versions(uri: str, name: str | None = None) -> list[VersionInfo]:
                     metrics={k: v for k, v in metrics.items() if k.startswith("test.")},
                     data_sha256=tags.get(f"{TAG}data_sha256", ""),
                     model_version=tags.get(MODEL_VERSION_TAG, ""),
+                    source=str(version.source or ""),
                 )
             )
     return sorted(out, key=lambda v: (v.name, -int(v.version)))
 
 
 def promote(name: str, version: str, uri: str, alias: str = CHAMPION) -> str | None:
-    """Point ``alias`` at ``version``; return the version it pointed at before, if any.
+    """Point ``alias`` (any name :func:`check_alias` accepts) at ``version``; return the version
+    it pointed at before, if any.
 
     Each version that loses ``champion`` is appended to the registered model's
     ``churnops.champion_history`` tag, which :func:`rollback` walks back.
     """
-    if alias not in ALIASES:
-        raise ConfigError(f"alias must be one of {', '.join(ALIASES)}; got {alias!r}")
+    check_alias(alias)
     mlflow = client(uri)
     _version(mlflow, name, version)  # exists?
     previous = _alias_version(mlflow, name, alias)
@@ -151,6 +223,24 @@ def promote(name: str, version: str, uri: str, alias: str = CHAMPION) -> str | N
             history = [*_history(mlflow, name), previous][-HISTORY_LIMIT:]
             mlflow.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     return previous
+
+
+def remove_alias(name: str, alias: str, uri: str) -> str:
+    """Remove ``alias`` from model ``name``; return the version it pointed at.
+
+    Raises
+    ------
+    ArtifactError
+        No such model, or the model has no such alias.
+    """
+    check_alias(alias)
+    mlflow = client(uri)
+    version = _alias_version(mlflow, name, alias)
+    if version is None:
+        raise ArtifactError(f"model {name!r} has no alias {alias!r}")
+    with mlflow_errors(f"removing alias {alias} of {name}"):
+        mlflow.delete_registered_model_alias(name, alias)
+    return version
 
 
 def rollback(name: str, uri: str) -> tuple[str, str]:
@@ -178,10 +268,28 @@ def rollback(name: str, uri: str) -> tuple[str, str]:
     )
 
 
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A verified local artifact directory and, for a registry reference, what it resolved to:
+    the registered model's name, the version and the alias followed (None for ``/VERSION``)."""
+
+    path: Path
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+
+
 def resolve_model(
     ref: str, tracking_uri: str | None = None, home: str | Path = DEFAULT_HOME
 ) -> Path:
-    """Return a verified local artifact directory for ``ref``.
+    """Return a verified local artifact directory for ``ref`` (see :func:`resolve`)."""
+    return resolve(ref, tracking_uri, home).path
+
+
+def resolve(
+    ref: str, tracking_uri: str | None = None, home: str | Path = DEFAULT_HOME
+) -> ResolvedModel:
+    """Return a verified local artifact directory for ``ref``, and the registry version.
 
     ``ref`` is a local directory (returned as is) or ``models:/NAME@ALIAS`` /
     ``models:/NAME/VERSION``, resolved through the MLflow registry at ``tracking_uri`` (default:
@@ -200,7 +308,7 @@ def resolve_model(
         A downloaded or cached file differs from the manifest; the message names it.
     """
     if not is_registry_ref(ref):
-        return Path(ref)
+        return ResolvedModel(Path(ref))
     parsed = parse_ref(ref)
     uri = resolve_tracking_uri(tracking_uri, home)
     check_tracking(uri)
@@ -219,7 +327,7 @@ def resolve_model(
             f"{target}: holds model {cached.version}, but {parsed.name} version {version} is "
             f"{expected} in {uri}; remove {target} to download it again"
         )
-    return target
+    return ResolvedModel(target, parsed.name, version, parsed.alias)
 
 
 def run_of(ref: str, uri: str) -> str:
@@ -250,11 +358,13 @@ def _download(source: str, uri: str, target: Path) -> None:
                 artifact_uri=source, dst_path=str(staging), tracking_uri=uri
             )
         )
-        if not (local / MANIFEST).is_file():
-            raise ArtifactError(f"{source}: holds no churnops model ({MANIFEST} missing)")
+        try:
+            inside = artifact_directory(local)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{source}: {exc}") from None
         shutil.rmtree(target, ignore_errors=True)  # an incomplete earlier download
         try:
-            local.rename(target)
+            inside.rename(target)
         except OSError:
             if not (target / MANIFEST).is_file():  # not a concurrent download of the same
                 raise

@@ -20,6 +20,7 @@ import numpy as np
 from churnops.artifact import MANIFEST, Manifest, ModelArtifact, load_artifact
 from churnops.errors import ArtifactError, ConfigError, DataError, IntegrityError
 from churnops.registry.models import is_registry_ref, resolve_model, run_of
+from churnops.registry.pyfunc import artifact_directory
 from churnops.registry.tracking import (
     ARTIFACT_PATH,
     DEFAULT_HOME,
@@ -122,7 +123,7 @@ def recorded_model(
                     tracking_uri=tracking_uri,
                 )
             shutil.rmtree(target, ignore_errors=True)
-            Path(local).rename(target)
+            artifact_directory(Path(local)).rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     artifact = load_artifact(target)

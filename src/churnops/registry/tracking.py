@@ -25,7 +25,7 @@ from churnops.errors import ChurnopsError, ConfigError
 from churnops.files import creation_lock, prepare_database_file
 
 EXPERIMENT = "churnops"
-ARTIFACT_PATH = "model"  # where a run keeps its churnops artifact directory
+ARTIFACT_PATH = "model"  # where a run keeps its MLflow model (the churnops artifact inside)
 TAG = "churnops."
 MODEL_VERSION_TAG = f"{TAG}model_version"
 DEFAULT_HOME = Path(".churnops")
@@ -268,11 +268,15 @@ def log_training(
 
     Parameters are the AutoML settings, threshold policy, data spec and chosen configuration;
     metrics the held-out ones and each search trial's validation loss (step: trial number);
-    tags the data fingerprint, code commit, library versions and the artifact's version. The
-    whole verified directory is logged under ``model/``, its reports (Markdown and HTML) also
-    at the top. The artifact itself is not changed.
+    tags the data fingerprint, code commit, library versions and the artifact's version. An
+    MLflow model is logged under ``model/``: a pyfunc with a signature and an input example,
+    holding the whole verified directory in ``model/data/churnops``
+    (:mod:`churnops.registry.pyfunc`); its reports (Markdown and HTML) are also logged at the
+    top. The artifact itself is not changed.
     """
     from mlflow.entities import Metric, Param, RunTag
+
+    from churnops.registry.pyfunc import save_mlflow_model
 
     mlflow = client(uri)
     manifest = artifact.manifest
@@ -298,7 +302,9 @@ def log_training(
             for start in range(0, max(len(params), len(tags)), 100):
                 chunk_params, chunk_tags = params[start : start + 100], tags[start : start + 100]
                 mlflow.log_batch(run_id, params=chunk_params, tags=chunk_tags)
-            mlflow.log_artifacts(run_id, str(artifact.path), ARTIFACT_PATH)
+            with tempfile.TemporaryDirectory(prefix="churnops-run-") as staging:
+                save_mlflow_model(artifact, Path(staging) / ARTIFACT_PATH)
+                mlflow.log_artifacts(run_id, str(Path(staging) / ARTIFACT_PATH), ARTIFACT_PATH)
             for report in (REPORT_FILE, REPORT_HTML_FILE):
                 if report in artifact.files:  # artifacts written before the HTML report lack it
                     mlflow.log_artifact(run_id, str(artifact.path / report))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churnops.artifact import ModelArtifact, load_artifact
 from churnops.config import Settings
+
+if TYPE_CHECKING:
+    from churnops.registry.models import ResolvedModel
 
 
 def project_home() -> Path:
@@ -26,11 +30,17 @@ def model_path(ref: str, uri: str | None = None) -> Path:
     Registry references resolve through MLflow (``uri``, else :func:`tracking_uri`) to a
     verified copy cached under ``HOME/cache/NAME/VERSION``.
     """
-    from churnops.registry.models import is_registry_ref, resolve_model
+    return locate_model(ref, uri).path
+
+
+def locate_model(ref: str, uri: str | None = None) -> ResolvedModel:
+    """Like :func:`model_path`, with the registry name, version and alias ``ref`` resolved to
+    (all None for a directory)."""
+    from churnops.registry.models import ResolvedModel, is_registry_ref, resolve
 
     if not is_registry_ref(ref):
-        return Path(ref)
-    return resolve_model(ref, tracking_uri(uri), project_home())
+        return ResolvedModel(Path(ref))
+    return resolve(ref, tracking_uri(uri), project_home())
 
 
 def open_model(ref: str, uri: str | None = None) -> ModelArtifact:

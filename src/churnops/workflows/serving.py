@@ -25,7 +25,7 @@ from churnops.errors import StartupError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from churnops.api.serving import ServedModel
+    from churnops.api.serving import ModelLocation, ServedModel
 
 GENERATED_USER = "churn"
 
@@ -69,10 +69,9 @@ def plan_service(overrides: Mapping[str, object], generate_credentials: bool = F
         settings = settings.model_copy(update={"user": GENERATED_USER, "password": password})
         generated = True
     settings.serving_credentials()
-    from churnops.api.serving import ModelLocation, load_served_model
-    from churnops.workflows.models import model_path
+    from churnops.api.serving import load_served_model
 
-    served = load_served_model(ModelLocation(model_path(settings.model)))
+    served = load_served_model(model_location(settings.model))
     return ServePlan(
         settings, served, generated, settings.password_weakness(), check_store(settings)
     )
@@ -166,18 +165,19 @@ def worker_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     if not is_registry_ref(settings.model):
         return create_app(settings)
-    from churnops.api.serving import ModelLocation
-    from churnops.workflows.models import model_path
-
     reference = settings.model
+    return create_app(settings, lambda: model_location(reference))
 
-    def locate() -> ModelLocation:
-        # models:/NAME@ALIAS → the verified copy of the version it names now,
-        # HOME/cache/NAME/VERSION (see churnops.registry.models.resolve_model).
-        path = model_path(reference)
-        return ModelLocation(path, f"models:/{path.parent.name}/{path.name}")
 
-    return create_app(settings, locate)
+def model_location(ref: str) -> ModelLocation:
+    """Where the model ``ref`` names is now, as the service takes it: for ``models:/NAME@ALIAS``
+    the verified copy of the version the alias names now (``HOME/cache/NAME/VERSION``, see
+    :func:`churnops.registry.models.resolve`) with the registry name, version and alias."""
+    from churnops.api.serving import ModelLocation
+    from churnops.workflows.models import locate_model
+
+    found = locate_model(ref)
+    return ModelLocation(found.path, found.name, found.version, found.alias)
 
 
 def raise_file_limit(connections: int) -> str | None:

@@ -91,7 +91,9 @@ async def predict(
         scored = await _predict(request, state.settings, model, hold, state.metrics, shown)
     _answered(request, model, scored)
     return Response(
-        scored.body, media_type="application/json", headers={"X-Model-Version": model.version}
+        scored.body,
+        media_type="application/json",
+        headers={"X-Model-Version": model.header_version},
     )
 
 
@@ -121,7 +123,7 @@ async def predict_csv(request: Request, model: Served) -> Response:
         scored_file,
         media_type="text/csv; charset=utf-8",
         headers={
-            "X-Model-Version": model.version,
+            "X-Model-Version": model.header_version,
             "X-Records": str(scored.records),
             "Content-Disposition": 'attachment; filename="scored.csv"',
         },
@@ -307,7 +309,7 @@ def add_explanations(
     "/metadata", response_model=MetadataOut, responses=RESPONSES, summary="The served model"
 )
 async def metadata(model: Served) -> Response:
-    artifact, scorer = model.artifact, model.scorer
+    artifact, scorer, location = model.artifact, model.scorer, model.location
     manifest = artifact.manifest
     source = manifest.data.source
     return json_response(
@@ -315,7 +317,14 @@ async def metadata(model: Served) -> Response:
         {
             "name": artifact.name,
             "version": artifact.version,
-            "registry_version": model.location.registry_version,
+            "registry_version": location.registry_ref,
+            "registry": None
+            if location.registry_ref is None
+            else {
+                "name": location.registry_name,
+                "version": location.registry_version,
+                "alias": location.registry_alias,
+            },
             "created_at": manifest.created_at,
             "synthetic_training_data": artifact.synthetic,
             "runtime": scorer.runtime,
@@ -334,7 +343,7 @@ async def metadata(model: Served) -> Response:
                 "source": Path(source).name if source else None,
             },
         },
-        headers={"X-Model-Version": model.version},
+        headers={"X-Model-Version": model.header_version},
     )
 
 
@@ -347,9 +356,10 @@ async def metadata(model: Served) -> Response:
 )  # fmt: skip
 async def admin_reload(holder: Holder) -> Response:
     outcome, message = await holder.reload("admin call")
-    version = holder.model.version if holder.model else None
+    model = holder.model
+    version = model.version if model else None
     return json_response(
         409 if outcome == "refused" else 200,
         {"outcome": outcome, "detail": message, "version": version},
-        headers={"X-Model-Version": version or ""},
+        headers={"X-Model-Version": model.header_version if model else ""},
     )
