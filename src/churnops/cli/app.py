@@ -19,6 +19,8 @@ from churnops.errors import ChurnopsError
 # monitoring, retraining; then the tools around them. Commands not listed follow, as registered.
 COMMAND_ORDER = ("data", "train", "models", "predict", "serve", "monitor", "retrain", "reproduce",
                  "ui")  # fmt: skip
+# Width given to output that is not a terminal: wide enough that no line or table row wraps.
+UNWRAPPED_WIDTH = 1000
 # Versions `churnops --version` reports besides churnops' own.
 KEY_LIBRARIES = ("flaml", "lightgbm", "scikit-learn", "pandas", "mlflow", "fastapi", "uvicorn",
                  "typer")  # fmt: skip
@@ -36,6 +38,8 @@ class WorkflowGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] == "churnops":
+                raise  # churnops' own module: a bug to report with its traceback
             fail(missing_module_message(exc))
 
 
@@ -161,6 +165,8 @@ def main(
     ] = False,
 ) -> None:
     # Output that is not a terminal (a log, a pipe) is never wrapped: long lines (paths, URLs,
-    # passwords) stay whole for whoever reads or parses them.
+    # passwords) and table rows stay whole for whoever reads or parses them.
     for shown in (console, err_console):
-        shown.soft_wrap = not shown.is_terminal
+        if not shown.is_terminal:
+            shown.soft_wrap = True
+            shown.width = UNWRAPPED_WIDTH
