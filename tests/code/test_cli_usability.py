@@ -68,11 +68,15 @@ def test_version_names_churnops_and_its_key_libraries():
         assert f"{library} {version(library)}" in result.output
 
 
-def test_shell_completion_script_is_offered():
+def test_shell_completion_script_and_completions():
     assert "--install-completion" in run("--help").output
-    result = run("--show-completion", "bash")
-    assert result.exit_code == 0
-    assert "_CHURNOPS_COMPLETE" in result.output
+    # What --show-completion prints for bash, asked for without detecting the shell.
+    script = runner.invoke(app, [], env={"_CHURNOPS_COMPLETE": "source_bash"}, prog_name="churnops")
+    assert script.exit_code == 0
+    assert "complete -o default -F _churnops_completion churnops" in script.output
+    words = {"_CHURNOPS_COMPLETE": "complete_bash", "COMP_WORDS": "churnops train --ta"}
+    completed = runner.invoke(app, [], env={**words, "COMP_CWORD": "2"}, prog_name="churnops")
+    assert completed.output.split() == ["--target"]
 
 
 # --- mistakes: one line, non-zero, nothing trained ---------------------------------------------
