@@ -22,7 +22,7 @@ install: $(STAMP)  ## create .venv and install churnops with training and dev to
 PORT ?= 8080
 
 run: install  ## train on the embedded synthetic data, then serve the model on port 8080
-	$(BIN)/churnops train --out $(MODEL_DIR)
+	$(BIN)/churnops train --out $(MODEL_DIR) --force
 	$(BIN)/churnops serve --model $(MODEL_DIR) --port $(PORT) --generate-credentials
 
 test: install  ## run the whole test suite (the container tests run in test-container)

@@ -3,7 +3,9 @@
 Every field can be set by an environment variable ``CHURN_<FIELD>`` (``CHURN_MODEL``,
 ``CHURN_USER``, ``CHURN_PASSWORD``…). The port is ``CHURN_PORT``, else ``PORT`` (which Cloud Run
 sets), else 8080; ``churnops serve --port`` overrides both. Credentials may come from mounted
-secret files instead: ``CHURN_USER_FILE`` / ``CHURN_PASSWORD_FILE``.
+secret files instead: ``CHURN_USER_FILE`` / ``CHURN_PASSWORD_FILE``. A ``.env`` file in the
+working directory may hold any of these variables (``NAME=value`` lines); a variable set in the
+environment wins over the file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 class Settings(BaseSettings):
     """Configuration of ``churnops serve`` and the API."""
 
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", populate_by_name=True)
+    # A .env file in the working directory supplies the same variables; the environment wins.
+    model_config = SettingsConfigDict(
+        env_prefix="CHURN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
 
     model: str = Field(".churnops/models/demo", description="Model artifact directory.")
     host: str = "0.0.0.0"  # noqa: S104  a container must listen beyond loopback

@@ -6,6 +6,8 @@ status codes in one place. Nothing here imports a web framework.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ChurnopsError(Exception):
     """Base class of every error churnops reports to a user."""
@@ -21,6 +23,10 @@ class ConfigError(ChurnopsError, ValueError):
 
 class ArtifactError(ChurnopsError):
     """A model artifact is missing, malformed or fails its integrity check."""
+
+
+class ArtifactExistsError(ArtifactError):
+    """An artifact directory is in the way of a new one that must not replace it."""
 
 
 class IntegrityError(ArtifactError):
@@ -60,3 +66,13 @@ class StartupError(ChurnopsError):
 
 class StoreError(ChurnopsError):
     """The prediction store cannot be reached or refused a write (the service answers on)."""
+
+
+def suggestion(given: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'X'?)"`` for the choice closest to ``given`` (case aside), else ``""``."""
+    import difflib
+
+    names = list(choices)
+    by_lower = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(given.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""

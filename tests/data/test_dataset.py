@@ -72,7 +72,11 @@ def test_numeric_text_with_blanks_is_numeric():
         (_frame(a=["1", "2"], Churn=["", ""]), {}, "is empty"),
         (_frame(a=["1", "2"], Churn=["0", "1"]), {}, "positive label 'Yes' never occurs"),
         (_frame(a=["1", "2", "3"], Churn=["Yes", "No", "Maybe"]), {}, "3 classes"),
-        (_frame(a=["1", "2"], Churn=["Yes", "No"]), {"drop_columns": ("zz",)}, "not found: zz"),
+        (
+            _frame(a=["1", "2"], Churn=["Yes", "No"]),
+            {"drop_columns": ("zz",)},
+            "column to drop 'zz' not found",
+        ),
         (_frame(Churn=["Yes", "No"]), {}, "no feature columns"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,22 +28,32 @@ from churnops.artifact.reader import (
     load_artifact,
     sha256_bytes,
 )
-from churnops.errors import ArtifactError
+from churnops.errors import ArtifactError, ArtifactExistsError
 
 # The files that describe a model without changing what it does: they may be rewritten in place.
 REPORT_FILES = (REPORT_FILE, REPORT_HTML_FILE)
 
 
 def write_artifact(
-    out_dir: str | Path, files: Mapping[str, bytes], description: ModelDescription
+    out_dir: str | Path,
+    files: Mapping[str, bytes],
+    description: ModelDescription,
+    overwrite: bool = True,
 ) -> ModelArtifact:
     """Write ``files`` and a manifest listing their hashes to ``out_dir``.
 
     ``description`` gives everything but ``format``, ``version``, ``created_at`` and ``files``,
     which are filled in here. The directory is built beside ``out_dir`` and swapped in at the
-    end, so a failure leaves an existing artifact at ``out_dir`` untouched.
+    end, so a failure leaves an existing artifact at ``out_dir`` untouched. With ``overwrite``
+    false, an ``out_dir`` that holds anything when the new directory is moved in is left as it
+    is (one rename, which fails if it is there: no check-then-write race).
+
+    Raises
+    ------
+    ArtifactExistsError
+        ``overwrite`` is false and ``out_dir`` exists and is not empty.
     """
-    return _write(Path(out_dir), files, description, None)
+    return _write(Path(out_dir), files, description, None, overwrite)
 
 
 def rewrite_reports(artifact: ModelArtifact, reports: Mapping[str, bytes]) -> ModelArtifact:
@@ -60,7 +71,11 @@ def rewrite_reports(artifact: ModelArtifact, reports: Mapping[str, bytes]) -> Mo
     files.update(reports)
     manifest = artifact.manifest
     return _write(
-        artifact.path, files, manifest.description(), (manifest.version, manifest.created_at)
+        artifact.path,
+        files,
+        manifest.description(),
+        (manifest.version, manifest.created_at),
+        overwrite=True,
     )
 
 
@@ -69,11 +84,14 @@ def _write(
     files: Mapping[str, bytes],
     description: ModelDescription,
     identity: tuple[str, str] | None,
+    overwrite: bool,
 ) -> ModelArtifact:
     for name in files:
         problem = _name_problem(name)
         if problem is not None:
             raise ArtifactError(f"invalid artifact file name {name!r}: {problem}")
+    if not overwrite and occupied(out):
+        raise ArtifactExistsError(f"{out} already exists; not replacing it")
     if out.exists() and not (
         out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())
     ):
@@ -112,11 +130,31 @@ def _write(
         (staging / MANIFEST).write_bytes(manifest_bytes)
         (staging / MANIFEST_DIGEST).write_bytes(_digest_line(manifest_bytes))
         os.chmod(staging, 0o755)  # noqa: S103  mkdtemp's 0700 would hide the model from a server user
-        _swap_in(staging, out)
+        if overwrite:
+            _swap_in(staging, out)
+        else:
+            _move_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_artifact(out)
+
+
+def occupied(path: Path) -> bool:
+    """Whether ``path`` exists and is not an empty directory."""
+    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    # rename(2) replaces an empty directory and fails on anything else: atomic "create only".
+    try:
+        staging.rename(out)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise ArtifactExistsError(
+                f"{out} appeared while the model was being written; not replacing it"
+            ) from None
+        raise
 
 
 def _swap_in(staging: Path, out: Path) -> None:

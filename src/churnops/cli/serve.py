@@ -14,6 +14,25 @@ def say(text: str, err: bool = False) -> None:
     (err_console if err else console).print(text, soft_wrap=True, highlight=False)
 
 
+# Addresses that mean "every interface" and the loopback address a local client reaches them by.
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+
+def listening_line(host: str, port: int) -> str:
+    """Where the service listens, as bound, and the URLs to open (local ones for any-address)."""
+    bound = f"{_url_host(host)}:{port}"
+    local = _ANY_ADDRESS.get(host)
+    base = f"http://{_url_host(local or host)}:{port}"
+    urls = f"{base}/predict   docs: {base}/docs"
+    if local is None:
+        return f"listening on {bound}: API {urls}"
+    return f"listening on {bound} (all interfaces); on this machine: API {urls}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def serve(
     model: Annotated[
@@ -70,7 +89,6 @@ def serve(
         plan = plan_service(given, generate_credentials)
     settings, served = plan.settings, plan.served
     artifact, scorer = served.artifact, served.scorer
-    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     path = "fast data-only path" if scorer.fast else "pipeline fallback"
     ref = served.location.registry_ref
     registry = f" = {ref}" if ref else ""
@@ -86,7 +104,7 @@ def serve(
             "nothing about real customers.[/]",
             err=True,
         )
-    say(f"API: http://{shown}:{settings.port}/predict   docs: http://{shown}:{settings.port}/docs")
+    say(listening_line(settings.host, settings.port))
     credentials = settings.credentials()
     if plan.generated_credentials and credentials is not None:
         say(

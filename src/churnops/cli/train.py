@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from churnops.cli.app import UriOption, app, console, err_console, user_errors
 from churnops.workflows.models import open_model, project_home, tracking_uri
@@ -19,13 +20,16 @@ if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
     from churnops.pipeline.build import AutoMLSettings
     from churnops.pipeline.evaluate import ThresholdPolicy
+    from churnops.pipeline.progress import SearchProgress
 
-T = TypeVar("T")
 DEFAULT_SYNTHETIC_ROWS = 5000
 ESTIMATORS_HELP = "Comma-separated: lgbm, rf, extra_tree, lgbm_linear (LightGBM, linear leaves)."
 REFIT_HELP = (
     "After the held-out evaluation, fit the chosen configuration again on every row (the "
     "metrics stay the held-out ones). --no-refit exports the evaluated model."
+)
+METRIC_HELP = (
+    "FLAML metric ranking the trials: log_loss, roc_auc, f1, accuracy, ap… [default: log_loss]."
 )
 EVAL_METHOD_HELP = "How trials are ranked: cv (cross-validation), holdout or auto (FLAML's choice)."
 
@@ -45,16 +49,24 @@ def train(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Artifact directory [default: .churnops/models/NAME]"),
+        typer.Option("--out", help="Artifact directory [default: .churnops/models/NAME]."),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="Model name.")] = "churn",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a model already at the artifact directory.")
+    ] = False,
     target: Annotated[str, typer.Option("--target", help="Target column.")] = "Churn",
     positive_label: Annotated[
         str, typer.Option("--positive-label", help="Target value meaning churn.")
     ] = "Yes",
     id_columns: Annotated[
-        str, typer.Option("--id-columns", help="Comma-separated ID columns (dropped in the model).")
-    ] = "customerID",
+        str | None,
+        typer.Option(
+            "--id-columns",
+            help="Comma-separated ID columns, dropped in the model; each must be in the table "
+            "[default: customerID, when the table has it].",
+        ),
+    ] = None,
     drop_columns: Annotated[
         str, typer.Option("--drop-columns", help="Comma-separated columns to ignore.")
     ] = "",
@@ -70,9 +82,7 @@ def train(
             "--max-iter", min=1, help="Number of trials; alone it makes training repeatable."
         ),
     ] = None,
-    metric: Annotated[
-        str | None, typer.Option("--metric", help="FLAML metric to optimise.")
-    ] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help=METRIC_HELP)] = None,
     estimators: Annotated[str | None, typer.Option("--estimators", help=ESTIMATORS_HELP)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of split and search.")] = 42,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help=REFIT_HELP)] = True,
@@ -92,6 +102,14 @@ def train(
         int, typer.Option("--rows", min=100, help="Synthetic customers when --data is not given.")
     ] = DEFAULT_SYNTHETIC_ROWS,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show FLAML's search log.")] = False,
+    status_every: Annotated[
+        float,
+        typer.Option(
+            "--status-every",
+            min=0.1,
+            help="Seconds between status lines of the search when output is not a terminal.",
+        ),
+    ] = 10.0,
     tracking_uri_option: UriOption = None,
     no_tracking: Annotated[
         bool, typer.Option("--no-tracking", help="Do not record the run in MLflow.")
@@ -103,13 +121,21 @@ def train(
         str, typer.Option("--experiment", help="MLflow experiment.")
     ] = "churnops",
 ) -> None:
-    """Search, fit and evaluate a churn model; export it as a verified artifact."""
-    from churnops.data.dataset import DataSpec
-    from churnops.workflows import training
+    """Search, fit and evaluate a churn model; export it as a verified artifact.
 
+    Every option is checked, and the table's columns against them, before the search starts.
+    """
     with user_errors():
-        if no_tracking and not register:
-            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
+        from churnops.data.dataset import DataSpec
+        from churnops.workflows import training
+
+        spec = DataSpec(
+            target,
+            positive_label,
+            _split(id_columns) if id_columns is not None else DataSpec.id_columns,
+            _split(drop_columns),
+            require_id_columns=id_columns is not None,
+        )
         request = training.TrainRequest(
             settings=automl_settings(
                 time_budget, max_iter, metric, estimators, seed, refit, eval_method
@@ -118,14 +144,17 @@ def train(
             out=out or project_home() / "models" / name,
             name=name,
             data=data,
-            spec=DataSpec(target, positive_label, _split(id_columns), _split(drop_columns)),
+            spec=spec,
             synthetic_rows=rows,
             test_size=test_size,
             tracking_uri=None if no_tracking else tracking_uri(tracking_uri_option),
             experiment=experiment,
             register=register,
+            force=force,
         )
         dataset = training.load_training_data(request)
+        if no_tracking and not register:
+            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         if dataset.synthetic:
             err_console.print(
                 f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
@@ -136,10 +165,11 @@ def train(
         console.print(
             f"data: {dataset.source} — {dataset.rows} rows, {len(dataset.feature_names)} features"
         )
-        if not verbose:
-            logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
-        budget = request.settings.time_budget
-        result = _with_progress(lambda: training.fit(request, dataset), budget)
+        status = SearchStatus(request.settings, status_every)
+        with status:
+            result = training.fit(
+                request, dataset, status.update, _flaml_echo() if verbose else None
+            )
         outcome = training.export_and_record(request, result)
         _print_summary(outcome.artifact)
         if outcome.run_id is not None:
@@ -151,6 +181,15 @@ def train(
                 f"registered as {register} version {outcome.registered_version} "
                 f"(promote: churnops models promote {register} {outcome.registered_version})"
             )
+
+
+def _flaml_echo() -> logging.Handler:
+    """FLAML's own log lines (--verbose), on stderr in FLAML's format."""
+    from flaml.automl.logger import logger_formatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logger_formatter)
+    return handler
 
 
 def automl_settings(
@@ -197,27 +236,79 @@ def _threshold_policy(threshold: str, cost_fp: float, cost_fn: float) -> Thresho
     return ThresholdPolicy(strategy="fixed", value=value)
 
 
-def _with_progress(work: Callable[[], T], budget: float | None) -> T:
-    """Run ``work`` while a bar shows the time spent against the search budget."""
-    columns = [TextColumn("searching"), BarColumn(), TimeElapsedColumn()]
-    if budget is not None:
-        columns.insert(2, TextColumn(f"of {budget:.0f} s budget"))
-    done = threading.Event()
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task("search", total=budget)
+class SearchStatus:
+    """Shows a running search: trials, best score so far (with its metric), time left.
 
-        def tick() -> None:
-            started = time.monotonic()
-            while not done.wait(0.25):
-                progress.update(task, completed=time.monotonic() - started)
+    In a terminal, one live line on stderr; otherwise (a log, a pipe) a plain status line every
+    ``every`` seconds and one when the search ends, so a log shows the search as it goes.
+    """
 
-        ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
-        try:
-            return work()
-        finally:
-            done.set()
-            ticker.join()
+    def __init__(self, settings: AutoMLSettings, every: float = 10.0) -> None:
+        from churnops.pipeline.progress import SearchProgress
+
+        self.budget = settings.time_budget
+        self.max_iter = settings.max_iter
+        self.every = every
+        self.progress = SearchProgress(settings.metric)
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live: Progress | None = None
+
+    def update(self, progress: SearchProgress) -> None:
+        """Record the search's state after a trial (FLAML calls this between trials)."""
+        self.progress = progress
+
+    def line(self) -> str:
+        """The status as one line of text."""
+        elapsed = time.monotonic() - self.started
+        progress = self.progress
+        trials = f"{progress.trials} trial{'s' if progress.trials != 1 else ''}"
+        if self.max_iter is not None:
+            trials += f" of {self.max_iter}"
+        parts = [trials]
+        score = progress.best_score
+        if score is not None:
+            parts.append(f"best {progress.metric} {score:.4f} ({progress.best_estimator})")
+        parts.append(f"{elapsed:.0f} s elapsed")
+        if self.budget is not None:
+            parts.append(f"{max(0.0, self.budget - elapsed):.0f} s left")
+        return ", ".join(parts)
+
+    def __enter__(self) -> SearchStatus:
+        self.started = time.monotonic()
+        if err_console.is_terminal:
+            self._live = Progress(
+                SpinnerColumn(), TextColumn("searching: {task.description}"),
+                console=err_console, transient=True,
+            )  # fmt: skip
+            self._live.start()
+            task = self._live.add_task(self.line())
+            live = self._live
+            self._thread = threading.Thread(
+                target=self._tick, args=(0.25, lambda: live.update(task, description=self.line()))
+            )
+        else:
+            self._thread = threading.Thread(target=self._tick, args=(self.every, self._print))
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._live is not None:
+            self._live.stop()
+        elif exc[0] is None:
+            err_console.print(f"search done: {self.line()}", highlight=False, soft_wrap=True)
+
+    def _print(self) -> None:
+        err_console.print(f"search: {self.line()}", highlight=False, soft_wrap=True)
+
+    def _tick(self, seconds: float, show: Callable[[], object]) -> None:
+        while not self._done.wait(seconds):
+            show()
 
 
 def _print_summary(artifact: ModelArtifact) -> None:

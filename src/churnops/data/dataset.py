@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from churnops.data.cleaning import clean_frame, describe_feature, infer_kind, looks_like_id
 from churnops.data.io import file_sha256, frame_sha256, read_table
-from churnops.errors import DataError
+from churnops.errors import DataError, suggestion
 from churnops.schema import Kind, Schema, as_category
 
 
@@ -21,13 +22,15 @@ class DataSpec:
     ``target`` names the target column and ``positive_label`` the value that means the
     customer churned. ``id_columns`` are identifiers, dropped inside the model (callers may
     still send them): configured ones that the table lacks are skipped, and text columns unique
-    per row are added. ``drop_columns`` are further columns to ignore; each must exist.
+    per row are added; with ``require_id_columns`` each configured one must exist (as when a
+    user names them). ``drop_columns`` are further columns to ignore; each must exist.
     """
 
     target: str = "Churn"
     positive_label: str = "Yes"
     id_columns: tuple[str, ...] = ("customerID",)
     drop_columns: tuple[str, ...] = ()
+    require_id_columns: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,14 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
     return dataset_from_frame(frame, spec, source=str(path), sha256=file_sha256(path))
 
 
-def synthetic_dataset(rows: int, seed: int) -> Dataset:
+def synthetic_dataset(rows: int, seed: int, spec: DataSpec | None = None) -> Dataset:
     """Generate the embedded default: synthetic customers with the Telco schema."""
     from churnops.data.sample import generate_customers
 
     frame = generate_customers(rows, seed=seed)
     return dataset_from_frame(
         frame,
-        DataSpec(),
+        spec or DataSpec(),
         source=f"synthetic Telco-like customers (rows={rows}, seed={seed})",
         sha256=frame_sha256(frame),
         synthetic=True,
@@ -136,13 +139,10 @@ def dataset_from_frame(
     if len(set(columns)) != len(columns):
         twice = sorted({c for c in columns if columns.count(c) > 1})
         raise DataError(f"{source}: duplicate column names: {', '.join(twice)}")
-    if spec.target not in frame.columns:
-        raise DataError(
-            f"{source}: target column {spec.target!r} not found; columns are: {_listing(columns)}"
-        )
-    unknown = [c for c in spec.drop_columns if c not in frame.columns]
-    if unknown:
-        raise DataError(f"{source}: columns to drop not found: {', '.join(unknown)}")
+    _require_columns(source, "target column", [spec.target], columns)
+    _require_columns(source, "column to drop", spec.drop_columns, columns)
+    if spec.require_id_columns:
+        _require_columns(source, "ID column", spec.id_columns, columns)
 
     labels = pd.Series(
         [as_category(v.item() if hasattr(v, "item") else v) for v in frame[spec.target]],
@@ -163,8 +163,9 @@ def dataset_from_frame(
         )
     if spec.positive_label not in classes:
         raise DataError(
-            f"{source}: positive label {spec.positive_label!r} never occurs in {spec.target!r} "
-            f"(labels: {_listing(classes)}); set --positive-label"
+            f"{source}: positive label {spec.positive_label!r} never occurs in {spec.target!r}"
+            f"{suggestion(spec.positive_label, classes)} (labels: {_listing(classes)}); "
+            "set --positive-label"
         )
     if len(classes) > 2:
         raise DataError(
@@ -213,6 +214,17 @@ def split_dataset(dataset: Dataset, test_size: float, seed: int) -> tuple[Datase
     return dataset.subset(train_index), dataset.subset(test_index)
 
 
-def _listing(names: list[str], limit: int = 12) -> str:
+def _require_columns(source: str, what: str, wanted: Sequence[str], columns: list[str]) -> None:
+    """Raise one line naming the first of ``wanted`` not in ``columns``, the closest one and
+    the table's columns."""
+    for name in wanted:
+        if name not in columns:
+            raise DataError(
+                f"{source}: {what} {name!r} not found{suggestion(name, columns)}; "
+                f"columns: {_listing(columns)}"
+            )
+
+
+def _listing(names: Sequence[str], limit: int = 40) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")

@@ -6,12 +6,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from flaml import AutoML, tune
+from flaml.automl.ml import is_min_metric, sklearn_metric_name_set
 from flaml.automl.model import LGBMEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from churnops.errors import ConfigError
+from churnops.errors import ConfigError, suggestion
 from churnops.pipeline.transformers import NumericCoercer, as_text
 from churnops.schema import Schema
 
@@ -20,6 +21,20 @@ from churnops.schema import Schema
 SUPPORTED_ESTIMATORS = ("lgbm", "rf", "extra_tree", "lgbm_linear")
 LINEAR_LGBM = "lgbm_linear"
 EVAL_METHODS = ("cv", "holdout", "auto")
+# FLAML's built-in metrics that score a two-class classifier: its scikit-learn metrics less
+# those of regression (every one but r2 is a metric FLAML minimises), of ranking (ndcg) and
+# the multi-class averages of ROC AUC (one-vs-rest, one-vs-one), which fail on two classes.
+CLASSIFICATION_METRICS = tuple(
+    sorted(
+        name
+        for name in sklearn_metric_name_set
+        if name != "r2"
+        and not name.startswith("ndcg")
+        and "_ovr" not in name
+        and "_ovo" not in name
+        and (name == "log_loss" or not is_min_metric(name))
+    )
+)
 # Share of the time budget kept for what follows the search when the model is refitted on all
 # rows: FLAML's fit of the winner on the training rows, the held-out evaluation, the refit on
 # every row and the export (measured on Telco: docs/quality.md).
@@ -83,14 +98,22 @@ class AutoMLSettings:
         low, high = self.n_estimators
         if not 1 <= low <= high:
             raise ConfigError(f"n_estimators range {self.n_estimators} is not 1 ≤ low ≤ high")
+        if self.metric not in CLASSIFICATION_METRICS:
+            raise ConfigError(
+                f"unknown metric {self.metric!r}{suggestion(self.metric, CLASSIFICATION_METRICS)}; "
+                f"FLAML's classification metrics: {', '.join(CLASSIFICATION_METRICS)}"
+            )
         unknown = [e for e in self.estimators if e not in SUPPORTED_ESTIMATORS]
         if unknown or not self.estimators:
+            hint = suggestion(unknown[0], SUPPORTED_ESTIMATORS) if unknown else ""
             raise ConfigError(
-                f"estimators must be among {', '.join(SUPPORTED_ESTIMATORS)}; got {unknown or '()'}"
+                f"estimators must be among {', '.join(SUPPORTED_ESTIMATORS)}; "
+                f"got {unknown or '()'}{hint}"
             )
         if self.eval_method not in EVAL_METHODS:
             raise ConfigError(
                 f"eval_method must be one of {', '.join(EVAL_METHODS)}; got {self.eval_method!r}"
+                + suggestion(self.eval_method, EVAL_METHODS)
             )
         if self.n_splits < 2:
             raise ConfigError(f"n_splits must be at least 2; got {self.n_splits}")
@@ -184,11 +207,15 @@ def build_pipeline(schema: Schema) -> Pipeline:
     return Pipeline([("prepare", prepare), ("automl", automl)])
 
 
-def automl_fit_params(settings: AutoMLSettings, log_file: str | None = None) -> dict[str, Any]:
+def automl_fit_params(
+    settings: AutoMLSettings, log_file: str | None = None, verbose: int = 0
+) -> dict[str, Any]:
     """Return ``automl__…`` fit parameters for :func:`build_pipeline`'s Pipeline.
 
     FLAML keys ``custom_hp`` by estimator name; an unkeyed ``{"n_estimators": …}`` is silently
-    ignored, so the range is set for each estimator searched.
+    ignored, so the range is set for each estimator searched. ``verbose`` is FLAML's logging
+    level only (3 reports every trial, which :func:`churnops.pipeline.progress.follow_search`
+    listens to); the search is the same.
     """
     low, high = settings.n_estimators
     n_estimators = {
@@ -208,7 +235,7 @@ def automl_fit_params(settings: AutoMLSettings, log_file: str | None = None) -> 
         "eval_method": settings.eval_method,
         "seed": settings.seed,
         "n_jobs": settings.n_jobs,
-        "verbose": 0,
+        "verbose": verbose,
         # churnops records runs itself (churnops.registry). FLAML's own MLflow logging switches
         # on whenever an MLflow run is active or autologging is enabled, and then skips the
         # final refit on all training rows: the same settings would give a different model (or

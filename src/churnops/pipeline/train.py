@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from churnops.pipeline.evaluate import (
 from churnops.pipeline.export import serving_files
 from churnops.pipeline.html_report import evaluation_data, render_training_report
 from churnops.pipeline.importance import column_importance
+from churnops.pipeline.progress import FLAML_INFO_VERBOSITY, SearchProgress, follow_search
 from churnops.pipeline.report import render_report
 from churnops.provenance import git_state, library_versions
 from churnops.schema import Schema
@@ -107,6 +110,8 @@ def train_model(
     settings: AutoMLSettings,
     policy: ThresholdPolicy | None = None,
     test_size: float = 0.2,
+    progress: Callable[[SearchProgress], None] | None = None,
+    search_log: logging.Handler | None = None,
 ) -> TrainResult:
     """Search and fit the Pipeline on a training split; evaluate on the held-out split.
 
@@ -116,6 +121,9 @@ def train_model(
     on the test rows, and every metric reported is computed on them. With ``settings.refit``
     the chosen configuration is then fitted again on every row, and that is the pipeline
     returned (``evaluated_pipeline`` keeps the one the metrics describe).
+
+    ``progress`` is called after every trial of the search; ``search_log`` gets FLAML's own
+    log lines. Neither changes what is searched.
     """
     started_all = time.perf_counter()
     policy = policy or ThresholdPolicy()
@@ -133,7 +141,9 @@ def train_model(
     with tempfile.TemporaryDirectory(prefix="churnops-flaml-") as tmp:
         log_file = str(Path(tmp) / "search.log")
         started = time.perf_counter()
-        pipeline.fit(train.X, train.y, **automl_fit_params(settings, log_file))
+        params = automl_fit_params(settings, log_file, verbose=FLAML_INFO_VERBOSITY)
+        with follow_search(settings.metric, progress, search_log):
+            pipeline.fit(train.X, train.y, **params)
         fit_seconds = time.perf_counter() - started
         history = _read_history(log_file)
 
@@ -295,8 +305,14 @@ def _read_history(log_file: str) -> list[dict[str, Any]]:
     return trials
 
 
-def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") -> ModelArtifact:
-    """Write ``result`` as a verified artifact directory (see :mod:`churnops.artifact`)."""
+def export_model(
+    result: TrainResult, out_dir: str | Path, name: str = "churn", overwrite: bool = True
+) -> ModelArtifact:
+    """Write ``result`` as a verified artifact directory (see :mod:`churnops.artifact`).
+
+    With ``overwrite`` false an existing, non-empty ``out_dir`` is refused
+    (:class:`~churnops.errors.ArtifactExistsError`), checked atomically as it is written.
+    """
     buffer = io.BytesIO()
     joblib.dump(result.pipeline, buffer, compress=3)
     dataset, validation = result.rows.dataset, result.rows.validation
@@ -373,7 +389,7 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
         ).encode(),
         **serving_files(result.pipeline, result.schema, result.test.X),
     }
-    return write_artifact(out_dir, files, description)
+    return write_artifact(out_dir, files, description, overwrite=overwrite)
 
 
 def _json_bytes(value: Any) -> bytes:

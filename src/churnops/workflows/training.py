@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churnops.errors import ConfigError
+from churnops.errors import ArtifactExistsError, ConfigError
 
 if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
     from churnops.data.dataset import Dataset, DataSpec
     from churnops.pipeline.build import AutoMLSettings
     from churnops.pipeline.evaluate import ThresholdPolicy
+    from churnops.pipeline.progress import SearchProgress
     from churnops.pipeline.train import TrainResult
 
 
@@ -22,6 +25,7 @@ class TrainRequest:
 
     ``data`` is a CSV or Parquet table read with ``spec``; without it ``synthetic_rows``
     synthetic customers are generated. ``tracking_uri`` None means the run is not recorded.
+    An existing model at ``out`` is replaced only with ``force``.
     """
 
     settings: AutoMLSettings
@@ -35,6 +39,7 @@ class TrainRequest:
     tracking_uri: str | None = None
     experiment: str = "churnops"
     register: str | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,16 @@ class TrainOutcome:
 def load_training_data(request: TrainRequest) -> Dataset:
     """Check the request and read its data, before any search time is spent.
 
-    The tracking store is checked first, so a bad URI costs seconds, not a time budget.
+    The output directory and the tracking store are checked first, so a model in the way or a
+    bad URI costs seconds, not a time budget.
     """
+    from churnops.artifact.writer import occupied
+
+    if not request.force and occupied(request.out):
+        raise ConfigError(
+            f"{request.out} already exists; pass --force to replace it, or choose another "
+            "--name or --out"
+        )
     if request.register and request.tracking_uri is None:
         raise ConfigError("--register needs tracking; drop --no-tracking")
     if request.tracking_uri is not None:
@@ -61,15 +74,27 @@ def load_training_data(request: TrainRequest) -> Dataset:
     from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
 
     if request.data is None:
-        return synthetic_dataset(request.synthetic_rows, seed=request.settings.seed)
+        return synthetic_dataset(request.synthetic_rows, request.settings.seed, request.spec)
     return load_dataset(request.data, request.spec or DataSpec())
 
 
-def fit(request: TrainRequest, dataset: Dataset) -> TrainResult:
+def fit(
+    request: TrainRequest,
+    dataset: Dataset,
+    progress: Callable[[SearchProgress], None] | None = None,
+    search_log: logging.Handler | None = None,
+) -> TrainResult:
     """Search, fit and evaluate on ``dataset`` (see :func:`churnops.pipeline.train.train_model`)."""
     from churnops.pipeline.train import train_model
 
-    return train_model(dataset, request.settings, request.policy, test_size=request.test_size)
+    return train_model(
+        dataset,
+        request.settings,
+        request.policy,
+        test_size=request.test_size,
+        progress=progress,
+        search_log=search_log,
+    )
 
 
 def export_and_record(request: TrainRequest, result: TrainResult) -> TrainOutcome:
@@ -82,7 +107,10 @@ def export_and_record(request: TrainRequest, result: TrainResult) -> TrainOutcom
     """
     from churnops.pipeline.train import export_model
 
-    artifact = export_model(result, request.out, name=request.name)
+    try:
+        artifact = export_model(result, request.out, name=request.name, overwrite=request.force)
+    except ArtifactExistsError as exc:
+        raise ArtifactExistsError(f"{exc}; pass --force to replace it") from None
     if request.tracking_uri is None:
         return TrainOutcome(artifact, result)
     from churnops.registry.models import register
