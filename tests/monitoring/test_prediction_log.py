@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -199,6 +200,40 @@ def test_a_dead_writer_process_costs_the_log_not_the_service(tmp_path, caplog):
     writer.close()
     assert "prediction log writer" in caplog.text
     assert "exited" in caplog.text
+
+
+def test_a_writer_never_closed_does_not_hang_the_exit(tmp_path):
+    # An app whose shutdown never ran: the interpreter's exit closes the pipe, the child writes
+    # what it was handed and exits, and multiprocessing's join of its children returns.
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    code = (
+        "import time\n"
+        "from churnops.monitoring.store import open_store\n"
+        "from churnops.monitoring.writer import PredictionWriter\n"
+        "from tests.monitoring.test_prediction_log import answers\n"
+        f"writer = PredictionWriter(open_store({url!r}), 100, interval=30.0)\n"
+        "writer.append(answers('left', 2))\n"
+        "time.sleep(0.5)  # handed over to the child\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                   cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert time.monotonic() - started < 30
+    store = open_store(url)
+    try:
+        assert store.count() == 2
+    finally:
+        store.close()
+
+
+def test_sigterm_to_the_writer_process_alone_ends_it_after_a_grace(tmp_path):
+    writer = PredictionWriter(open_store(f"sqlite:///{tmp_path / 'm.db'}"), 100)
+    writer._process.terminate()  # SIGTERM, as a service manager sends it to every process
+    writer._process.join(5)
+    assert writer._process.is_alive()  # it waits for the server's pipe to close
+    writer.close()
+    assert not writer._process.is_alive()
+    assert writer._process.exitcode == 0
 
 
 def test_a_store_the_writer_process_cannot_open_is_one_line(tmp_path):

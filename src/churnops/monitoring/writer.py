@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,6 +41,8 @@ log = logging.getLogger("churnops.monitoring")
 
 START_TIMEOUT = 60.0  # seconds for the child to start and open the store
 SEND_INTERVAL = 0.05  # seconds between two hand-overs of queued answers to the child
+TERM_GRACE = 10.0  # seconds the child waits for the server's pipe to close after SIGTERM
+POLL_SECONDS = 0.5  # the child's wait for a message, between two looks at its deadline
 
 
 class PredictionWriter(BoundedLog):
@@ -78,6 +82,9 @@ class PredictionWriter(BoundedLog):
         )  # fmt: skip
         self._process.start()
         child_end.close()
+        # At interpreter exit, before multiprocessing joins its children: closing the pipe is
+        # what lets the child finish (an app whose shutdown never ran must not hang the exit).
+        multiprocessing.util.Finalize(self, self._pipe.close, exitpriority=100)
         self._await_ready()
         self._send_lock = threading.Lock()
         self._flush_wanted = False
@@ -200,10 +207,17 @@ class _Forward(logging.Handler):
 
 
 def _child(url: str, pipe: Connection, options: dict[str, Any]) -> None:
-    # A terminal's Ctrl-C reaches the whole process group: the server shuts down gracefully and
-    # closes the pipe, which is what ends this process (after writing what it holds).
+    # A terminal's Ctrl-C reaches the whole process group, and a service manager may send SIGTERM
+    # to every process of the service: the server shuts down gracefully and closes the pipe,
+    # which is what ends this process (after writing what it holds). After SIGTERM it waits at
+    # most TERM_GRACE seconds for that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stop_at = [float("inf")]
+
+    def terminated(_signal: int, _frame: Any) -> None:
+        stop_at[0] = min(stop_at[0], time.monotonic() + TERM_GRACE)
+
+    signal.signal(signal.SIGTERM, terminated)
     lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:
@@ -231,10 +245,12 @@ def _child(url: str, pipe: Connection, options: dict[str, Any]) -> None:
     )
     send(("ready",))
     timeout = 15.0
-    while True:
+    while time.monotonic() < stop_at[0]:
         try:
+            if not pipe.poll(POLL_SECONDS):
+                continue
             message = pipe.recv()
-        except (EOFError, OSError):  # the server died: write what is here, then go
+        except (EOFError, OSError):  # the server closed the pipe or died: write what is here, go
             break
         if message[0] == "answers":
             for answers in message[1]:
