@@ -130,11 +130,15 @@ class PipelineScorer(_Base):
         return self._scores(self.model.score(frame), encoded)
 
 
-def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scorer:
+def load_scorer(
+    artifact: ModelArtifact, *, allow_fallback: bool = True, compiled: bool = True
+) -> Scorer:
     """Return the fastest scorer ``artifact`` supports: the one place a runtime is chosen.
 
     The serving spec names the runtime and its model file; without one, the pickled pipeline
-    serves (unless ``allow_fallback`` is false).
+    serves (unless ``allow_fallback`` is false). A compiled model recorded beside it serves
+    first (unless ``compiled`` is false); when it cannot load here (another platform, a library
+    that does not load), the spec's own runtime serves and ``fallback_reason`` says why.
 
     Raises
     ------
@@ -159,7 +163,29 @@ def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scor
         schema = artifact.schema
         positive = schema.classes.index(schema.positive_label)
         source = str(artifact.path / model_file)
+    if compiled and spec.get("compiled"):
+        fast, reason = _compiled(artifact, spec, positive)
+        if fast is not None:
+            return FastScorer(artifact, spec, fast)
     model = load_runtime(name, artifact.read_bytes(model_file), positive, source=source)
     if RUNTIMES[name].reads == "table":
         return PipelineScorer(artifact, model, reason)
-    return FastScorer(artifact, spec, model)
+    scorer = FastScorer(artifact, spec, model)
+    scorer.fallback_reason = reason or None
+    return scorer
+
+
+def _compiled(
+    artifact: ModelArtifact, spec: Mapping[str, Any], positive: int
+) -> tuple[Runtime | None, str]:
+    """The compiled model of ``spec``, or None and why it cannot serve here."""
+    entry = spec["compiled"]
+    if "unavailable" in entry:
+        return None, f"no compiled trees: {entry['unavailable']}"
+    model_file = str(entry["model_file"])
+    source = f"{artifact.path / model_file} (the compiled model_file of {SERVING_SPEC})"
+    try:
+        data = artifact.read_bytes(model_file)
+        return load_runtime(str(entry["runtime"]), data, positive, source, entry), ""
+    except ArtifactError as exc:
+        return None, f"compiled trees not used: {exc}"

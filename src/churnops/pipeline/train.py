@@ -29,7 +29,7 @@ from churnops.data.profile import reference_profile
 from churnops.errors import DataError
 from churnops.pipeline.build import AutoMLSettings, automl_fit_params, build_pipeline
 from churnops.pipeline.evaluate import ThresholdPolicy, choose_threshold, evaluate
-from churnops.pipeline.export import serving_files
+from churnops.pipeline.export import serving_files, serving_summary
 from churnops.pipeline.report import render_report
 from churnops.provenance import git_state, library_versions
 from churnops.schema import Schema
@@ -290,6 +290,7 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
     """Write ``result`` as a verified artifact directory (see :mod:`churnops.artifact`)."""
     buffer = io.BytesIO()
     joblib.dump(result.pipeline, buffer, compress=3)
+    serving = serving_files(result.pipeline, result.schema, result.test.X)
     dataset, validation = result.rows.dataset, result.rows.validation
     description = ModelDescription.model_validate(
         {
@@ -319,6 +320,7 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
             "threshold": {"value": result.threshold, "strategy": result.policy.strategy},
             "versions": library_versions(),
             "git": git_state(),
+            "serving": serving_summary(serving),
         }
     )
     # The reference for prediction drift is the exported model's scores of the held-out rows:
@@ -337,7 +339,7 @@ def export_model(result: TrainResult, out_dir: str | Path, name: str = "churn") 
             json.dumps(t, default=_plain) + "\n" for t in result.search.history
         ).encode(),
         REPORT_FILE: render_report(description).encode(),
-        **serving_files(result.pipeline, result.schema, result.test.X),
+        **serving,
     }
     return write_artifact(out_dir, files, description)
 
