@@ -161,7 +161,9 @@ def test_without_a_c_compiler_the_artifact_says_why_and_serves_the_text_model(
     assert artifact.manifest.serving.compiled_unavailable == spec["compiled"]["unavailable"]
     scorer = load_scorer(artifact)
     assert scorer.runtime.startswith("lightgbm")
-    assert scorer.fallback_reason == "no compiled trees: no C compiler (cc) to link the compiled trees"
+    assert (
+        scorer.fallback_reason == "no compiled trees: no C compiler (cc) to link the compiled trees"
+    )
 
 
 def test_platform_mismatch_allows_a_newer_c_library_only():

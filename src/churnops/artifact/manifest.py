@@ -3,7 +3,8 @@
 ``manifest.json`` is validated into :class:`Manifest` when an artifact is read, so every reader
 gets typed fields instead of dictionary look-ups, and a manifest of another shape is refused with
 a message naming the field. Format version 1 is the only one written and read; fields added since
-(``fitting``, ``data.final_fit_rows``, ``serving``) are optional, so every version-1 artifact still reads.
+(``fitting``, ``data.final_fit_rows``, ``serving``) are optional, so every version-1 artifact
+still reads.
 """
 
 from __future__ import annotations

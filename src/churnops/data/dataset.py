@@ -144,8 +144,11 @@ def dataset_from_frame(
     if unknown:
         raise DataError(f"{source}: columns to drop not found: {', '.join(unknown)}")
 
+    # Object labels sharing one string per class (a string of its own per row costs ~60 bytes).
     labels = pd.Series(
-        [as_category(v.item() if hasattr(v, "item") else v) for v in frame[spec.target]],
+        pd.Categorical(
+            [as_category(v.item() if hasattr(v, "item") else v) for v in frame[spec.target]]
+        ).astype(object),
         index=frame.index,
         dtype=object,
     )
