@@ -420,3 +420,34 @@ def test_field_by_field_leaves_non_objects_and_missing_fields_to_the_record_loop
     assert raised.value.problems == [
         {"record": 20, "field": "tenure", "problem": "expected a number, got a boolean"}
     ]
+
+
+def test_columns_read_in_threads_give_what_one_thread_gives(monkeypatch):
+    from churnops.inference import layout as layout_module
+
+    rows = 3000
+    rng = np.random.default_rng(5)
+    pool = ["Yes", "No", "True", "1", "Maybe", None, "", 1, 1.5, True]
+    columns = {
+        "charges": pd.Series(rng.choice(["1.5", " 2 ", "", "x", "1e5"], rows), dtype="str"),
+        "tenure": rng.integers(0, 70, rows).astype(np.float64),
+        "contract": _objects([pool[k] for k in rng.integers(0, len(pool), rows)]),
+        "plan": pd.Series(rng.choice(["Basic", "0", "Other", ""], rows), dtype="str"),
+        "gender": pd.Series(rng.choice(["Male", "Female", "X"], rows), dtype="str"),
+    }
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 10**9)
+    one = _outcome(lambda: LAYOUT.encode_columns(columns, rows))
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 1)
+    threads = _outcome(lambda: LAYOUT.encode_columns(columns, rows))
+    assert one[1] == threads[1]
+    assert one[1]
+    good = {**columns, "charges": columns["charges"].where(columns["charges"] != "x", "2")}
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 10**9)
+    one = _outcome(lambda: LAYOUT.encode_columns(good, rows))
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 1)
+    threads = _outcome(lambda: LAYOUT.encode_columns(good, rows))
+    assert one[0] is not None
+    assert threads[0] is not None
+    np.testing.assert_array_equal(one[0], threads[0])
+    assert list(one[2].items()) == list(threads[2].items())
+    assert one[2]

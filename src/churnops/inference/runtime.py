@@ -40,6 +40,7 @@ import numpy as np
 
 from churnops.artifact import PIPELINE_FILE, SERVING_SPEC
 from churnops.errors import ArtifactError
+from churnops.inference.layout import usable_cpus
 
 SMALL_BATCH = 1024
 
@@ -227,7 +228,7 @@ class CompiledTreesRuntime(Runtime):
         self.n_features = n_features
         self.positive_index = positive_index
         self.description = description
-        self._threads = _usable_cpus()
+        self._threads = usable_cpus()
         self._pool: Any = None
 
     @classmethod
@@ -278,6 +279,9 @@ class CompiledTreesRuntime(Runtime):
         # The entry point counts rows in int32: larger slices go in pieces, each from its own
         # offset so no index passed to the library exceeds a piece.
         piece = 1 << 30
+        if end - start < piece:  # one call; the common case, kept short for single records
+            self._entry(X.ctypes.data, out.ctypes.data, start, end)
+            return
         for a in range(start, end, piece):
             b = min(a + piece, end)
             self._entry(X[a:b].ctypes.data, out[a:b].ctypes.data, 0, b - a)
@@ -316,13 +320,6 @@ def platform_mismatch(built: Mapping[str, Any]) -> str | None:
 
 def _numbers_of(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
-
-
-def _usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _open_library(data: bytes) -> ctypes.CDLL:
