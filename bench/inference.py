@@ -17,7 +17,8 @@ default the shared Telco file, else synthetic customers). For every runtime the 
   scored column-wise (``Scorer.score_columns``: encode and score; best of two runs), with the
   encoding and the model's share shown apart.
 
-Prints one Markdown table with the date and the machine.
+Prints one Markdown table with the date and the machine, and writes it to its section of
+``docs/performance.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import TELCO, best_seconds, machine, per_record_us, sample_records, train_model
+from doc_sections import write_section
+from serving import REPO, TELCO, best_seconds, machine, per_record_us, sample_records, train_model
 
 
 def single_record_us(scorer: Any, record: dict[str, Any], calls: int) -> tuple[float, float]:
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
     args = parser.parse_args()
 
     import pyarrow.parquet as pq
@@ -140,7 +143,10 @@ def main() -> None:
         f"pyarrow): {read_s:.2f} s.",
         *notes,
     ]
-    print("\n".join(lines))
+    report = "\n".join(["## Inference runtimes (in-process)", "", *lines])
+    print(report)
+    write_section(args.out, "inference", report)
+    print(f"written to {args.out} (section 'inference')")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ child counts); time is wall-clock from start to exit. To show the model is the s
 after a change, it prints the selected configuration and a digest of the exported model's
 probabilities on the first 2,000 rows of the table (rounded to 1e-12).
 
-Prints one Markdown table (rows, peak RSS, bytes per row, time, selected learner, digest).
+Prints one Markdown table (rows, peak RSS, bytes per row, time, selected learner, digest) and
+writes it to its section of ``docs/performance.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from doc_sections import write_section
+
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 CHURNOPS = str(BIN / "churnops")
 
 
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=10)
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("--keep", type=Path, help="keep the tables and models here")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
     args = parser.parse_args()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="churnops-train-memory-"))
@@ -95,14 +101,22 @@ def main() -> None:
         )
         print(line, flush=True)
         lines.append(line)
-    print()
-    print(
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `bench/train_memory.py` "
-        f"(`churnops train --max-iter {args.max_iter} --no-tracking`, {args.format} input) on "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Linux {platform.release()}."
+    report = "\n".join(
+        [
+            "## Training memory",
+            "",
+            f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `bench/train_memory.py` "
+            f"(`churnops train --max-iter {args.max_iter} --no-tracking`, {args.format} input, "
+            f"synthetic customers) on {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, Linux {platform.release()}.",
+            "",
+            *lines,
+        ]
     )
-    print("\n".join(lines))
+    print()
+    print(report)
+    write_section(args.out, "train-memory", report)
+    print(f"written to {args.out} (section 'train-memory')")
 
 
 if __name__ == "__main__":
