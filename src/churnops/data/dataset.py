@@ -106,9 +106,7 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
         class, a positive label that never occurs, an unknown column to drop.
     """
     path = Path(path)
-    dataset = dataset_from_frame(
-        read_table(path), spec, source=str(path), sha256=file_sha256(path)
-    )
+    dataset = dataset_from_frame(read_table(path), spec, source=str(path), sha256=file_sha256(path))
     # The table as read is gone: hand Arrow's freed buffers back to the system (its allocator
     # keeps them otherwise; measured on 500k rows: 180 MB that training would never use).
     import pyarrow as pa
