@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
+    parser.add_argument("--note", default="", help="a line to print under the table")
     args = parser.parse_args()
 
     import pyarrow.parquet as pq
@@ -143,6 +144,8 @@ def main() -> None:
         f"pyarrow): {read_s:.2f} s.",
         *notes,
     ]
+    if args.note:
+        lines += ["", args.note]
     report = "\n".join(["## Inference runtimes (in-process)", "", *lines])
     print(report)
     write_section(args.out, "inference", report)

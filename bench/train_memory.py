@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("--keep", type=Path, help="keep the tables and models here")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
+    parser.add_argument("--note", default="", help="a line to print under the table")
     args = parser.parse_args()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="churnops-train-memory-"))
@@ -111,6 +112,7 @@ def main() -> None:
             f"{platform.python_version()}, Linux {platform.release()}.",
             "",
             *lines,
+            *(["", args.note] if args.note else []),
         ]
     )
     print()

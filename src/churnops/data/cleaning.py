@@ -109,13 +109,30 @@ def clean_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
             columns[name] = pd.Series(to_numeric(frame[name]), index=frame.index, dtype=np.float64)
         else:
             try:
-                categories = to_categories(frame[name])
+                categories = _categorical(frame[name])
             except TextTooLongError as exc:
                 raise DataError(
                     f"column {name!r}: {exc}; free text is not a feature: leave the column out"
                 ) from None
-            columns[name] = pd.Series(pd.Categorical(categories), index=frame.index)
+            columns[name] = pd.Series(categories, index=frame.index)
     return pd.DataFrame(columns, index=frame.index)
+
+
+def _categorical(values: pd.Series) -> pd.Categorical:
+    """A column's values as categories by :func:`as_category`, as a pandas categorical.
+
+    A text column (as files are read) is decided once per distinct value, without a Python
+    string per row; any other column value by value (:func:`to_categories`), where numbers and
+    booleans that compare equal (``1`` and ``True``) must stay apart.
+    """
+    if not isinstance(values.dtype, pd.StringDtype):
+        return pd.Categorical(to_categories(values))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    read = [as_category(value) for value in uniques]  # in order of first appearance
+    categories = sorted({category for category in read if category is not None})
+    position = {category: i for i, category in enumerate(categories)}
+    table = np.array([position.get(c, -1) if c is not None else -1 for c in read] + [-1])
+    return pd.Categorical.from_codes(table[codes], categories=pd.Index(categories, dtype=object))
 
 
 def describe_feature(name: str, kind: Kind, values: pd.Series) -> Feature:
