@@ -132,7 +132,7 @@ def _categorical(values: pd.Series) -> pd.Categorical:
     categories = sorted({category for category in read if category is not None})
     position = {category: i for i, category in enumerate(categories)}
     table = np.array([position.get(c, -1) if c is not None else -1 for c in read] + [-1])
-    return pd.Categorical.from_codes(table[codes], categories=pd.Index(categories, dtype=object))
+    return pd.Categorical.from_codes(table[codes], categories=pd.Index(categories))
 
 
 def describe_feature(name: str, kind: Kind, values: pd.Series) -> Feature:
