@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,7 @@ def clean_frame(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _categorical(values: pd.Series) -> pd.Categorical:
+def _categorical(values: pd.Series) -> pd.Categorical[Any]:
     """A column's values as categories by :func:`as_category`, as a pandas categorical.
 
     A text column (as files are read) is decided once per distinct value, without a Python
