@@ -189,3 +189,23 @@ print(json.dumps({{"runtime": scorer.runtime, "reason": scorer.fallback_reason}}
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["runtime"].startswith("compiled trees")
     assert report["reason"] is None
+
+
+@pytest.mark.parametrize(
+    ("compile_code", "reason"),
+    [
+        ("raise RuntimeError('no target for this CPU')", "RuntimeError: no target for this CPU"),
+        ("import os; os.abort()", "exit code -6"),  # LLVM crashing: training goes on
+    ],
+)
+def test_a_failed_compile_is_recorded_and_the_text_model_serves(
+    lgbm_result, tmp_path, monkeypatch, compile_code, reason
+):
+    from churnops.pipeline.train import export_model
+
+    monkeypatch.setattr(export, "_COMPILE", compile_code)
+    artifact = export_model(lgbm_result, tmp_path / "plain")
+    unavailable = _spec(artifact.path)["compiled"]["unavailable"]
+    assert unavailable.startswith("lleaves could not compile the model: ")
+    assert reason in unavailable
+    assert load_scorer(artifact).runtime.startswith("lightgbm")

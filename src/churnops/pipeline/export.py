@@ -11,10 +11,12 @@ spec's ``compiled`` entry beside the text model, or the entry says why there is 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
@@ -183,6 +185,16 @@ def serving_summary(files: dict[str, bytes]) -> dict[str, str | None]:
     }
 
 
+# Run by compile_lightgbm in a child process: argv = model text file, object file to write.
+_COMPILE = """
+import sys
+import lleaves
+model = lleaves.Model(model_file=sys.argv[1])
+model.compile(cache=sys.argv[2], target_cpu="generic", target_cpu_features="")
+print(model.num_feature())
+"""
+
+
 def compile_lightgbm(model_text: bytes, n_features: int) -> tuple[bytes, dict[str, Any]]:
     """Compile a LightGBM text model into a shared library for :class:`CompiledTreesRuntime`.
 
@@ -195,25 +207,30 @@ def compile_lightgbm(model_text: bytes, n_features: int) -> tuple[bytes, dict[st
     UnsupportedModelError
         lleaves or a C compiler is missing, or compiling or linking failed; the message says which.
     """
-    try:
-        import lleaves
-    except ImportError as exc:
-        raise UnsupportedModelError(f"lleaves is not installed ({exc})") from None
+    if importlib.util.find_spec("lleaves") is None:
+        raise UnsupportedModelError("lleaves is not installed (the train extra)")
     linker = shutil.which("cc") or shutil.which("gcc")
     if linker is None:
         raise UnsupportedModelError("no C compiler (cc) to link the compiled trees")
     with tempfile.TemporaryDirectory(prefix="churnops-compile-") as folder:
         text, obj, library = (Path(folder) / n for n in ("model.txt", "model.o", "model.so"))
         text.write_bytes(model_text)
-        try:
-            model = lleaves.Model(model_file=str(text))
-            model.compile(cache=str(obj), target_cpu="generic", target_cpu_features="")
-        except Exception as exc:  # lleaves and LLVM raise their own errors
-            raise UnsupportedModelError(f"lleaves could not compile the model: {exc}") from exc
-        if model.num_feature() != n_features:
+        # In a process of its own: LLVM's memory (about 85 MB) is not added to training's, and
+        # a crash inside LLVM ends that process, not the training run.
+        done = subprocess.run(  # noqa: S603  this interpreter, on files this function wrote
+            [sys.executable, "-c", _COMPILE, str(text), str(obj)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            raise UnsupportedModelError(f"lleaves could not compile the model: {lines[-1]}")
+        features = int(done.stdout.strip().splitlines()[-1])
+        if features != n_features:
             raise UnsupportedModelError(
-                f"the compiled model reads {model.num_feature()} features, the layout gives "
-                f"{n_features}"
+                f"the compiled model reads {features} features, the layout gives {n_features}"
             )
         # noexecstack: LLVM's object file has no stack note, and without it the linker asks for
         # an executable stack, which recent C libraries refuse to load.
