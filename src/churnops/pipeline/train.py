@@ -124,7 +124,9 @@ def train_model(
     with tempfile.TemporaryDirectory(prefix="churnops-flaml-") as tmp:
         log_file = str(Path(tmp) / "search.log")
         started = time.perf_counter()
-        pipeline.fit(train.X, train.y, **automl_fit_params(settings, log_file))
+        X, y, params = _search_rows(train, settings, log_file)
+        pipeline.fit(X, y, **params)
+        del X, y
         fit_seconds = time.perf_counter() - started
         history = _read_history(log_file)
 
@@ -180,6 +182,37 @@ def train_model(
         test_scores=test_scores,
         search=SearchOutcome(summary, history, fitting, evaluated_pipeline=pipeline),
     )
+
+
+# FLAML shuffles the rows it is given before cross-validation, in a copy of the feature matrix;
+# classes this rare make it add rows of their own first.
+_FLAML_RARE_CLASS = 20
+
+
+def _search_rows(
+    train: Dataset, settings: AutoMLSettings, log_file: str
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``pipeline.fit`` arguments for the search: the rows, labels and FLAML settings.
+
+    With cross-validation FLAML shuffles the encoded rows (``sklearn.utils.shuffle``, its
+    fixed seed) and splits them with ``RepeatedStratifiedKFold``. The rows are put in that
+    order here, before encoding (the table is small; its encoded matrix is not), and FLAML is
+    given the same splitter: it then searches on exactly the rows and folds it would have, with
+    one copy of the matrix less (on 500k rows, 144 MB of the peak).
+    """
+    from flaml.config import RANDOM_SEED
+    from sklearn.model_selection import RepeatedStratifiedKFold
+    from sklearn.utils import shuffle
+
+    params = automl_fit_params(settings, log_file)
+    X, y = train.X, train.y
+    if settings.eval_method == "cv" and int(y.value_counts().min()) >= _FLAML_RARE_CLASS:
+        order = shuffle(np.arange(len(y)), random_state=RANDOM_SEED)
+        X, y = X.iloc[order], y.iloc[order].reset_index(drop=True)
+        params["automl__split_type"] = RepeatedStratifiedKFold(
+            n_splits=settings.n_splits, n_repeats=1, random_state=RANDOM_SEED
+        )
+    return X, y, params
 
 
 def search_summary(automl: Any, trials: int) -> dict[str, Any]:
