@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churnops.data.dataset import DataSpec, dataset_from_frame, load_dataset
 from churnops.data.io import read_table
@@ -121,3 +123,25 @@ def test_other_table_other_target_and_label():
     dataset = _load(frame, target="left", positive_label="gone", id_columns=("account",))
     assert dataset.classes == ("gone", "stayed")
     assert dataset.kinds == {"plan": "categorical", "spend": "numeric"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", " ", "\t", "Yes", "No", " Yes", "1", "1.0", "True"]),
+            st.text(max_size=5),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_text_columns_become_the_categories_the_rule_gives(values):
+    from churnops.data.cleaning import _categorical, to_categories
+
+    column = pd.Series(values, dtype="str")
+    fast = _categorical(column)
+    by_rule = pd.Categorical(to_categories(column))
+    assert list(fast.categories) == list(by_rule.categories)
+    assert fast.codes.tolist() == by_rule.codes.tolist()

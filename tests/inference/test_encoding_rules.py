@@ -341,3 +341,113 @@ def test_problems_are_listed_record_by_record_and_capped():
         assert [(p["record"], p["field"]) for p in raised.value.problems] == [
             (i, field) for i in range(7) for field in ("charges", "tenure", "gender")
         ][:MAX_PROBLEMS]
+
+
+# -- records read field by field (large API batches) agree with records read one by one ------
+
+known_or_not = st.one_of(
+    st.sampled_from(["1", "1.5", "No", "True", "Yes", "0", "Basic", "False", "Female", "Male"]),
+    st.sampled_from(["", " ", "\t", "Maybe", "yes", " Yes", "x" * 50]),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([1.0, 1.5, 0.0, -0.0, math.nan]),
+    st.none(),
+)
+number_like = st.one_of(
+    st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["12", " 70.35 ", "1e5", "-0", ".5", "1."]),
+)
+may_be_missing = st.one_of(number_like, st.sampled_from([None, "", " ", math.nan]))
+
+
+def _valid_records(rows: int) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Records every field of which the rules accept: numbers (plain or text), blanks where
+    allowed, known and unseen categories, numbers and booleans as categories."""
+    record = st.fixed_dictionaries(
+        {
+            "charges": may_be_missing,
+            "tenure": number_like,
+            "contract": known_or_not,
+            "plan": known_or_not,
+            "gender": st.sampled_from(["Female", "Male", "Other", 1, True]),
+        },
+        optional={"customerID": st.text(max_size=4)},
+    )
+    return st.lists(record, min_size=rows, max_size=rows)
+
+
+@SETTINGS
+@given(st.integers(1, 40).flatmap(_valid_records))
+def test_field_by_field_gives_what_record_by_record_gives(records):
+    fieldwise = LAYOUT._encode_fields(records)
+    assert fieldwise is not None  # every value is accepted: the fast path must take the batch
+    one_by_one = [LAYOUT.encode_records([r]) for r in records]
+    expected = np.vstack([e.matrix for e in one_by_one])
+    np.testing.assert_array_equal(fieldwise.matrix, expected)
+    assert fieldwise.matrix.flags.c_contiguous
+    assert fieldwise.warnings == {i: e.warnings[0] for i, e in enumerate(one_by_one) if e.warnings}
+    columns = {name: [r[name] for r in records] for name in NAMES}
+    _assert_agrees(lambda: LAYOUT._encode_fields(records), columns, len(records))
+
+
+@SETTINGS
+@given(_table(json_values, max_rows=40))
+def test_field_by_field_agrees_with_the_rules_or_leaves_the_batch_to_them(table):
+    columns, rows = table
+    records = [{name: columns[name][i] for name in NAMES} for i in range(rows)]
+    fieldwise = LAYOUT._encode_fields(records)
+    expected_matrix, expected_problems, expected_warnings = _by_the_rules(columns, rows)
+    if fieldwise is None:  # only a batch with a problem goes back to the record loop
+        assert expected_problems
+    else:
+        assert not expected_problems
+        np.testing.assert_array_equal(fieldwise.matrix, expected_matrix)
+        assert fieldwise.warnings == expected_warnings
+    # Whichever path encode_records takes, the outcome is the rules' outcome.
+    _assert_agrees(lambda: LAYOUT.encode_records(records), columns, rows)
+
+
+def test_field_by_field_leaves_non_objects_and_missing_fields_to_the_record_loop():
+    good = {"charges": 1, "tenure": 2, "contract": "Yes", "plan": "Basic", "gender": "Male"}
+    assert LAYOUT._encode_fields([good] * 3) is not None
+    assert LAYOUT._encode_fields([good, [1, 2], good]) is None
+    assert LAYOUT._encode_fields([good, {k: v for k, v in good.items() if k != "plan"}]) is None
+    assert LAYOUT._encode_fields([good, {**good, "plan": ["a"]}]) is None
+    assert LAYOUT._encode_fields([good, {**good, "tenure": 10**400}]) is None
+    with pytest.raises(RecordError) as raised:
+        LAYOUT.encode_records([good] * 20 + [{**good, "tenure": True}])
+    assert raised.value.problems == [
+        {"record": 20, "field": "tenure", "problem": "expected a number, got a boolean"}
+    ]
+
+
+def test_columns_read_in_threads_give_what_one_thread_gives(monkeypatch):
+    from churnops.inference import layout as layout_module
+
+    rows = 3000
+    rng = np.random.default_rng(5)
+    pool = ["Yes", "No", "True", "1", "Maybe", None, "", 1, 1.5, True]
+    columns = {
+        "charges": pd.Series(rng.choice(["1.5", " 2 ", "", "x", "1e5"], rows), dtype="str"),
+        "tenure": rng.integers(0, 70, rows).astype(np.float64),
+        "contract": _objects([pool[k] for k in rng.integers(0, len(pool), rows)]),
+        "plan": pd.Series(rng.choice(["Basic", "0", "Other", ""], rows), dtype="str"),
+        "gender": pd.Series(rng.choice(["Male", "Female", "X"], rows), dtype="str"),
+    }
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 10**9)
+    one = _outcome(lambda: LAYOUT.encode_columns(columns, rows))
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 1)
+    threads = _outcome(lambda: LAYOUT.encode_columns(columns, rows))
+    assert one[1] == threads[1]
+    assert one[1]
+    good = {**columns, "charges": columns["charges"].where(columns["charges"] != "x", "2")}
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 10**9)
+    one = _outcome(lambda: LAYOUT.encode_columns(good, rows))
+    monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 1)
+    threads = _outcome(lambda: LAYOUT.encode_columns(good, rows))
+    assert one[0] is not None
+    assert threads[0] is not None
+    np.testing.assert_array_equal(one[0], threads[0])
+    assert list(one[2].items()) == list(threads[2].items())
+    assert one[2]

@@ -74,12 +74,12 @@ def test_the_other_class_as_positive_negates_the_log_odds(synthetic_artifact):
     scorer = load_scorer(synthetic_artifact, allow_fallback=False)
     spec = json.loads(synthetic_artifact.read_bytes(SERVING_SPEC))
     data = synthetic_artifact.read_bytes(spec["model_file"])
-    flipped = type(scorer.model).load(data, 1 - int(spec["positive_index"]))
+    flipped = type(scorer.explainer).load(data, 1 - int(spec["positive_index"]))
     matrix = scorer.layout.encode_records(_records(generate_customers(300, seed=2))).matrix
     got = flipped.contributions(matrix, scorer.players)
     total = got.base_value + got.values.sum(axis=1)
     np.testing.assert_allclose(total, _logit(flipped.score(matrix)), rtol=0, atol=TOLERANCE)
-    usual = scorer.model.contributions(matrix, scorer.players)
+    usual = scorer.explainer.contributions(matrix, scorer.players)
     np.testing.assert_allclose(got.values, -usual.values, rtol=0, atol=1e-12)
 
 
@@ -103,7 +103,7 @@ def test_one_hot_columns_are_summed_back_to_their_field(synthetic_artifact):
     records = _records(generate_customers(200, seed=4))
     matrix = scorer.layout.encode_records(records).matrix
     width = matrix.shape[1]
-    by_column = scorer.model.contributions(matrix, Players(np.arange(width), width)).values
+    by_column = scorer.explainer.contributions(matrix, Players(np.arange(width), width)).values
     by_field = scorer.score_records(records, explain=True).explanation.contributions
     offset = len(scorer.layout.numeric)
     np.testing.assert_array_equal(by_field[:, :offset], by_column[:, :offset])
@@ -137,7 +137,7 @@ def linear_artifact(tmp_path_factory):
 
 def test_linear_leaves_are_explained_against_the_typical_customer(linear_artifact):
     scorer = load_scorer(linear_artifact, allow_fallback=False)
-    assert scorer.model.needs_reference
+    assert scorer.explainer.needs_reference
     assert scorer.cannot_explain() is None
     frame = generate_customers(500, seed=12)
     frame.loc[::7, "TotalCharges"] = " "  # missing: a linear leaf then answers its constant

@@ -157,11 +157,13 @@ def test_a_manifest_listing_a_file_outside_the_directory_is_refused(model_dir, t
 
 
 def _wrong_model(model_dir: Path, target: Path) -> tuple[Path, str]:
-    """A signed artifact whose spec names a listed file of the right suffix but wrong content."""
+    """A signed artifact whose spec names a listed file of the right suffix but wrong content
+    (and no compiled model, which would serve first)."""
     spec = json.loads((model_dir / SERVING_SPEC).read_text())
     name = f"serving/other{SERVING_MODEL_SUFFIXES[spec['runtime']]}"
     content = b"tree\nversion=v4\nnot a model at all\n"
-    return resign(model_dir, target, {"model_file": name}, {name: content}), spec["runtime"]
+    changes = {"model_file": name, "compiled": None}
+    return resign(model_dir, target, changes, {name: content}), spec["runtime"]
 
 
 def test_a_model_file_the_runtime_cannot_load_is_an_artifact_error(model_dir, tmp_path):

@@ -42,11 +42,22 @@ def _assert_parity(scores, pipeline, frame, threshold):
     assert scores.labels == np.where(expected >= threshold, "Yes", "No").tolist()
 
 
-@pytest.mark.slow
-def test_parity_on_every_telco_row(telco_model, telco_path):
-    result, artifact = telco_model
-    scorer = load_scorer(artifact, allow_fallback=False)
+def _scorer(artifact, compiled):
+    """The scorer of every runtime the artifact has: compiled trees when asked and recorded."""
+    scorer = load_scorer(artifact, allow_fallback=False, compiled=compiled)
+    has_compiled = "compiled" in json.loads(artifact.read_bytes("serving/serving.json"))
+    if compiled and not has_compiled:
+        pytest.skip("no compiled form for this model (the other case covers its runtime)")
     assert scorer.fast
+    assert scorer.runtime.startswith("compiled trees") == compiled, scorer.fallback_reason
+    return scorer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "spec-runtime"])
+def test_parity_on_every_telco_row(telco_model, telco_path, compiled):
+    result, artifact = telco_model
+    scorer = _scorer(artifact, compiled)
     raw = read_table(telco_path)
     _assert_parity(scorer.score_records(_records(raw)), result.pipeline, raw, artifact.threshold)
     columns = {c: raw[c].to_numpy() for c in raw.columns}
@@ -56,9 +67,10 @@ def test_parity_on_every_telco_row(telco_model, telco_path):
 
 
 @pytest.mark.slow
-def test_parity_on_100k_synthetic_rows(telco_model):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "spec-runtime"])
+def test_parity_on_100k_synthetic_rows(telco_model, compiled):
     result, artifact = telco_model
-    scorer = load_scorer(artifact, allow_fallback=False)
+    scorer = _scorer(artifact, compiled)
     frame = generate_customers(100_000, seed=99).astype("str")  # Arrow-backed text, as read
     columns = {c: frame[c] for c in frame.columns}
     scores = scorer.score_columns(columns, len(frame))

@@ -3,7 +3,8 @@
 ``manifest.json`` is validated into :class:`Manifest` when an artifact is read, so every reader
 gets typed fields instead of dictionary look-ups, and a manifest of another shape is refused with
 a message naming the field. Format version 1 is the only one written and read; fields added since
-(``fitting``, ``data.final_fit_rows``) are optional, so every version-1 artifact still reads.
+(``fitting``, ``data.final_fit_rows``, ``serving``) are optional, so every version-1 artifact
+still reads.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ SERVING_DIR = "serving"
 SERVING_SPEC = f"{SERVING_DIR}/serving.json"
 LAYOUT_FILE = f"{SERVING_DIR}/layout.json"
 UNAVAILABLE_FILE = f"{SERVING_DIR}/unavailable.json"
-SERVING_MODEL_SUFFIXES = {"lightgbm-text": ".txt", "treelite-checkpoint": ".treelite"}
+SERVING_MODEL_SUFFIXES = {
+    "lightgbm-text": ".txt",
+    "treelite-checkpoint": ".treelite",
+    "lightgbm-compiled": ".so",  # only as the spec's ``compiled`` entry, beside a text model
+}
 
 
 class _Part(BaseModel):
@@ -138,6 +143,16 @@ class Fitting(_Part):
     seconds: float | None = None
 
 
+class Serving(_Part):
+    """How the model is served: the runtime of its serving spec and its compiled form, or why
+    there is none (the details, and the check of each against the pipeline, are in the spec)."""
+
+    runtime: str | None = None  # None: no data-only form, the pipeline serves
+    unavailable: str | None = None
+    compiled: str | None = None
+    compiled_unavailable: str | None = None
+
+
 class ModelDescription(_Part):
     """What training says about a model: everything in the manifest but what the writer adds."""
 
@@ -151,6 +166,7 @@ class ModelDescription(_Part):
     threshold: Threshold = Threshold()
     versions: dict[str, str] = {}
     git: dict[str, Any] | None = None
+    serving: Serving | None = None  # absent from artifacts written before it was recorded
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 

@@ -169,12 +169,38 @@ def _check_serving_spec(root: Path, listed: Mapping[str, Any]) -> None:
         raise ArtifactError(f"{spec_path}: not valid JSON ({exc})") from None
     if not isinstance(spec, dict):
         raise ArtifactError(f"{spec_path}: not a serving spec (expected a JSON object)")
-    runtime = spec.get("runtime")
+    _check_model_entry(spec_path, spec, listed, spec.get("layout_file"))
+    compiled = spec.get("compiled")
+    if compiled is not None:
+        if not isinstance(compiled, dict):
+            raise ArtifactError(f"{spec_path}: compiled must be an object, got {compiled!r}")
+        if "unavailable" not in compiled:
+            _check_model_entry(spec_path, compiled, listed, spec.get("layout_file"), "compiled ")
+            if compiled["model_file"] == spec["model_file"]:
+                raise ArtifactError(f"{spec_path}: compiled model_file is the text model")
+    positive = spec.get("positive_index")
+    if type(positive) is not int or positive not in (0, 1):
+        raise ArtifactError(f"{spec_path}: positive_index must be 0 or 1, got {positive!r}")
+    classes = spec.get("classes")
+    if not isinstance(classes, list) or len(classes) != 2:
+        raise ArtifactError(f"{spec_path}: classes must list the two classes, got {classes!r}")
+
+
+def _check_model_entry(
+    spec_path: Path,
+    entry: Mapping[str, Any],
+    listed: Mapping[str, Any],
+    layout_file: object,
+    prefix: str = "",
+) -> None:
+    """Check one runtime and model file named by the spec (the main one or the compiled one)."""
+    runtime = entry.get("runtime")
     if runtime not in SERVING_MODEL_SUFFIXES:
         known = ", ".join(SERVING_MODEL_SUFFIXES)
-        raise ArtifactError(f"{spec_path}: unknown serving runtime {runtime!r} (known: {known})")
-    for key in ("model_file", "layout_file"):
-        name = spec.get(key)
+        raise ArtifactError(
+            f"{spec_path}: unknown {prefix}serving runtime {runtime!r} (known: {known})"
+        )
+    for key, name in (("model_file", entry.get("model_file")), ("layout_file", layout_file)):
         if name is None and key == "layout_file":
             continue
         problem = _name_problem(name)
@@ -183,20 +209,14 @@ def _check_serving_spec(root: Path, listed: Mapping[str, Any]) -> None:
         elif problem is None and name in (SERVING_SPEC, PIPELINE_FILE):
             problem = "not a serving model or layout file"
         if problem is not None:
-            raise ArtifactError(f"{spec_path}: {key} {name!r} is refused: {problem}")
-    model_file = str(spec["model_file"])
+            raise ArtifactError(f"{spec_path}: {prefix}{key} {name!r} is refused: {problem}")
+    model_file = str(entry["model_file"])
     suffix = SERVING_MODEL_SUFFIXES[runtime]
-    if not model_file.endswith(suffix) or model_file == spec.get("layout_file"):
+    if not model_file.endswith(suffix) or model_file == layout_file:
         raise ArtifactError(
-            f"{spec_path}: model_file {model_file!r} is refused: a {runtime} model is a "
+            f"{spec_path}: {prefix}model_file {model_file!r} is refused: a {runtime} model is a "
             f"{suffix} file"
         )
-    positive = spec.get("positive_index")
-    if type(positive) is not int or positive not in (0, 1):
-        raise ArtifactError(f"{spec_path}: positive_index must be 0 or 1, got {positive!r}")
-    classes = spec.get("classes")
-    if not isinstance(classes, list) or len(classes) != 2:
-        raise ArtifactError(f"{spec_path}: classes must list the two classes, got {classes!r}")
 
 
 def _digest_line(manifest_bytes: bytes) -> bytes:

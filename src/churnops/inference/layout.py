@@ -16,8 +16,11 @@ so the records path and the columns path agree on numbers, problems and warnings
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,11 +147,19 @@ class FeatureLayout:
     def encode_records(self, records: Sequence[Any]) -> Encoded:
         """Encode a parsed JSON array of customer objects.
 
+        From ``FIELDWISE_RECORDS`` records on, the batch is read field by field
+        (:meth:`_encode_fields`, numpy); a batch that has a problem anywhere, and a small one,
+        record by record, which names every problem in order.
+
         Raises
         ------
         RecordError
             Listing, per record and field, what is wrong (at most ``MAX_PROBLEMS``).
         """
+        if len(records) >= FIELDWISE_RECORDS:
+            encoded = self._encode_fields(records)
+            if encoded is not None:
+                return encoded
         if len(records) == 0:
             raise RecordError([{"record": None, "field": None, "problem": "no records to score"}])
         matrix = np.zeros((len(records), self.width), dtype=np.float64)
@@ -200,6 +211,55 @@ class FeatureLayout:
             raise RecordError(problems[:MAX_PROBLEMS])
         return Encoded(matrix, warnings)
 
+    def _encode_fields(self, records: Sequence[Any]) -> Encoded | None:
+        """Encode a batch of objects one field at a time, as :meth:`encode_records` would.
+
+        Each field's values are gathered in C (``map``) and read at once: numbers by numpy,
+        known categories by one dictionary look-up each; only the rare rest (text in a numeric
+        field, an unseen or non-text category, a blank) goes through the rules. Returns None
+        when the batch has a problem (not an object, a missing field, a refused value): the
+        record-by-record path then lists the problems in order. No pyarrow: this is the API's
+        path.
+        """
+        if set(map(type, records)) != {dict}:
+            return None
+        rows = len(records)
+        matrix = np.zeros((rows, self.width), dtype=np.float64)
+        found: list[tuple[int, int, str]] = []  # (record, position of the field, warning)
+        for j, numeric in enumerate(self.numeric):
+            numbers = _read_numbers(_field(records, numeric.name))
+            if numbers is None or (not numeric.allows_missing and np.isnan(numbers).any()):
+                return None
+            matrix[:, j] = numbers
+        offset = len(self.numeric)
+        every_row = np.arange(rows)
+        for position, column in enumerate(self.categorical, start=len(self.numeric)):
+            values = _field(records, column.name)
+            try:
+                codes = np.fromiter(
+                    map(column.index.get, values, repeat(_NOT_VERBATIM)), np.int64, rows
+                )
+            except TypeError:  # an unhashable value (a list or an object): refused
+                return None
+            for k in np.flatnonzero(codes == _NOT_VERBATIM).tolist():
+                if values[k] is _ABSENT:
+                    return None
+                try:
+                    code = _code(column, values[k])
+                except _RefusedError:
+                    return None
+                if isinstance(code, str):
+                    found.append((k, position, _unseen(column, code)))
+                    code = -1
+                codes[k] = code
+            hit = codes >= 0
+            matrix[every_row[hit], offset + codes[hit]] = 1.0
+            offset += column.width
+        warnings: dict[int, list[str]] = {}
+        for k, _, text in sorted(found, key=lambda w: (w[0], w[1])):
+            warnings.setdefault(k, []).append(text)
+        return Encoded(matrix, warnings)
+
     # -- columns (batch scoring) -------------------------------------------------------------
 
     def encode_columns(self, columns: Mapping[str, Any], rows: int) -> Encoded:
@@ -217,25 +277,55 @@ class FeatureLayout:
             )
         if rows == 0:
             raise RecordError([{"record": None, "field": None, "problem": "no rows to score"}])
-        # Column-major: each feature is written as one contiguous column (LightGBM reads either);
-        # every column is written below, so the memory need not be zeroed first.
-        matrix = np.empty((rows, self.width), dtype=np.float64, order="F")
+
+        # Each column is read on its own (Arrow and numpy release the GIL: large batches use
+        # every core), with its own problems and warnings, gathered in column order after.
+        def read(j: int) -> tuple[np.ndarray, list[tuple[int, int, str]], dict[int, list[str]]]:
+            found: list[tuple[int, int, str]] = []
+            warned: dict[int, list[str]] = {}
+            if j < len(self.numeric):
+                numeric = self.numeric[j]
+                return _numbers(numeric, _cells(columns[numeric.name]), j, found), found, warned
+            column = self.categorical[j - len(self.numeric)]
+            cells = _cells(columns[column.name])
+            return _category_codes(column, cells, j, found, warned), found, warned
+
+        positions = range(len(names))
+        if rows >= _PARALLEL_ROWS and len(names) > 1 and usable_cpus() > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(usable_cpus(), len(names))) as pool:
+                outcomes = list(pool.map(read, positions))
+        else:
+            outcomes = [read(j) for j in positions]
         problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
         warnings: dict[int, list[str]] = {}
-        for j, numeric in enumerate(self.numeric):
-            matrix[:, j] = _numbers(numeric, _cells(columns[numeric.name]), j, problems)
-        offset = len(self.numeric)
-        for j, categorical in enumerate(self.categorical, start=len(self.numeric)):
-            cells = _cells(columns[categorical.name])
-            codes = _category_codes(categorical, cells, j, problems, warnings)
-            for k in range(categorical.width):
-                matrix[:, offset + k] = codes == k
-            offset += categorical.width
+        for _, found, warned in outcomes:
+            problems += found
+            for k, texts in warned.items():
+                warnings.setdefault(k, []).extend(texts)
+        numbers = [values for values, _, _ in outcomes[: len(self.numeric)]]
+        codes = [values for values, _, _ in outcomes[len(self.numeric) :]]
         if problems:
             problems.sort(key=lambda p: (p[0], p[1]))  # record by record, as encode_records
             raise RecordError(
                 [_problem(i, names[j], text) for i, j, text in problems[:MAX_PROBLEMS]]
             )
+        # Row-major, as the runtimes read rows, written a block of rows at a time (the block
+        # stays in cache): the numbers, then each row's indicators in one scatter.
+        width = self.width
+        matrix = np.zeros((rows, width), dtype=np.float64)
+        starts = np.cumsum([len(self.numeric)] + [c.width for c in self.categorical])[:-1]
+        for a in range(0, rows, _BLOCK_ROWS):
+            b = min(a + _BLOCK_ROWS, rows)
+            block = matrix[a:b]
+            for j, column in enumerate(numbers):
+                block[:, j] = column[a:b]
+            if codes:
+                block_codes = np.stack([c[a:b] for c in codes], axis=1)
+                hit = block_codes >= 0
+                flat = (np.arange(b - a)[:, None] * width + (block_codes + starts))[hit]
+                block.reshape(-1)[flat] = 1.0
         return Encoded(matrix, warnings)
 
 
@@ -267,6 +357,81 @@ def _code(column: CategoricalColumn, value: object) -> int | str:
         return len(column.categories) if column.missing_is_category else -1
     return column.index.get(category, category)
 
+
+# -- records field by field -----------------------------------------------------------------
+
+FIELDWISE_RECORDS = 16
+"""Batches of at least this many records are encoded field by field (measured on the Telco
+layout, 2026-11-30: 8.5 µs a record one by one, the same from about 8 records on field by field;
+below that the record loop is as fast)."""
+_NOT_VERBATIM = -2
+_BLOCK_ROWS = 16_384  # rows of the matrix written at a time by encode_columns (about 6 MB)
+_PARALLEL_ROWS = 65_536  # from this many rows on, encode_columns reads its columns in threads
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_PLAIN_NUMBERS = {int, float}
+_TEXT_OR_NULL = {str, type(None)}
+_READ_BY_RULE = {int, float, str, type(None)}
+
+
+def _field(records: Sequence[dict[str, Any]], name: str) -> list[Any]:
+    """Every record's value of field ``name`` (``_ABSENT`` where it has none), gathered in C."""
+    return list(map(dict.get, records, repeat(name), repeat(_ABSENT)))
+
+
+def _read_numbers(values: list[Any]) -> np.ndarray | None:
+    """A numeric field's values as float64 by :func:`parse_number`, or None when one is refused.
+
+    Plain numbers are converted by numpy (what ``float()`` gives); text and nulls by the rule,
+    once per distinct text when the field holds text alone (a field such as tenure repeats a
+    few dozen values).
+    """
+    kinds = set(map(type, values))
+    try:
+        if kinds <= _PLAIN_NUMBERS:
+            numbers = np.array(values, dtype=np.float64)
+            return None if np.isinf(numbers).any() else numbers
+        if kinds == {str}:
+            spelled = _read_number_texts(values)
+            if spelled is not None:
+                return spelled
+        if kinds <= _TEXT_OR_NULL:
+            read = {text: parse_number(text) for text in set(values)}
+            return np.fromiter(map(read.__getitem__, values), np.float64, len(values))
+        if kinds <= _READ_BY_RULE:
+            return np.fromiter(map(parse_number, values), np.float64, len(values))
+    except (OverflowError, NotANumberError):  # an int beyond float64, a value the rule refuses
+        return None
+    return None  # booleans, lists, objects, the absent marker: refused
+
+
+def _read_number_texts(values: list[str]) -> np.ndarray | None:
+    """Texts that all spell numbers (or are blank), read at once; None when one does not.
+
+    The texts are trimmed as the rule trims them and checked together, one line each, against
+    ``NUMBER_PATTERN`` (blank lines allowed) in a single match; ``float`` then reads each, as
+    the rule does.
+    """
+    if max(map(len, values)) > MAX_NUMBER_CHARS:
+        return None
+    trimmed = list(map(str.strip, values, repeat(BLANK_CHARS)))
+    joined = "\n".join(trimmed)
+    if joined.count("\n") != len(trimmed) - 1 or not _NUMBER_LINES.fullmatch(joined):
+        return None  # a line break inside a value, or a text that is not a number
+    spelled = np.array(trimmed, dtype=object)
+    spelled[spelled == ""] = "nan"  # blank: missing
+    return np.fromiter(map(float, spelled), np.float64, len(values))
+
+
+_NUMBER_LINES = re.compile(f"(?:{NUMBER_PATTERN})?(?:\n(?:{NUMBER_PATTERN})?)*")
 
 # -- columns: vectorised where proven equal to the rules, the rules elsewhere ------------------
 

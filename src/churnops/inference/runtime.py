@@ -13,6 +13,10 @@ and 126 µs (random forest); ONNX Runtime 26 µs but it computes in float32 (|Δ
 against scikit-learn's forest), too far from the pipeline for a drop-in replacement. So:
 
 - LightGBM models are served by LightGBM's C library from its text format: bit-identical.
+  When the model could be compiled at export (lleaves: LLVM machine code, 5 µs a row, measured
+  2026-11-30, 300 trees), the compiled library serves instead (within 1e-15 of LightGBM, checked
+  at export within 1e-9); the text model stays in the artifact, the reference for explanations
+  and what serves wherever the library cannot load (another platform, a damaged file).
 - Random forests and extra trees (scikit-learn) are served by treelite's GTIL from a treelite
   checkpoint; scikit-learn compares float32 inputs with its thresholds, so inputs are rounded to
   float32 first, which makes the results identical too.
@@ -25,7 +29,10 @@ import ctypes
 import functools
 import importlib.util
 import io
+import os
+import platform
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -34,6 +41,7 @@ import numpy as np
 
 from churnops.artifact import PIPELINE_FILE, SERVING_SPEC
 from churnops.errors import ArtifactError, ExplainError
+from churnops.inference.layout import usable_cpus
 
 SMALL_BATCH = 1024
 
@@ -95,8 +103,14 @@ class Runtime(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, data: bytes, positive_index: int) -> Runtime:
-        """Load a model file's bytes; ``positive_index`` is the positive class's position."""
+    def load(
+        cls, data: bytes, positive_index: int, details: Mapping[str, Any] | None = None
+    ) -> Runtime:
+        """Load a model file's bytes; ``positive_index`` is the positive class's position.
+
+        ``details`` is what the serving spec records about the file beyond its name (the
+        compiled runtime's feature count and platform); most runtimes need none.
+        """
 
     @abstractmethod
     def score(self, X: Any) -> np.ndarray:
@@ -160,7 +174,9 @@ class LightGBMRuntime(Runtime):
         self._baseline: tuple[Players, Any] | None = None
 
     @classmethod
-    def load(cls, data: bytes, positive_index: int) -> LightGBMRuntime:
+    def load(
+        cls, data: bytes, positive_index: int, details: Mapping[str, Any] | None = None
+    ) -> LightGBMRuntime:
         return cls(data, positive_index)
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -297,6 +313,158 @@ def _version(distribution: str) -> str:
     return version(distribution)
 
 
+class CompiledTreesRuntime(Runtime):
+    """A LightGBM model compiled to machine code at export (lleaves), loaded with ctypes.
+
+    The model file is a shared library exporting ``forest_root(const double *rows, double *out,
+    int32 start, int32 end)``: it scores rows ``[start, end)`` of a row-major float64 matrix,
+    sigmoid included, as LightGBM's ``predict`` does. Loading it needs neither lleaves nor LLVM,
+    only the C library, so the serving image carries nothing more. The library is native code:
+    it is loaded only from a verified artifact, from the verified bytes themselves (an anonymous
+    in-memory file, never a path that could change after the check), and only on the platform
+    it was built for (``details["platform"]``, recorded at export); anywhere else loading fails
+    with the reason and the scorer serves the LightGBM text model of the same artifact instead.
+    """
+
+    name = "lightgbm-compiled"
+    suffix = ".so"
+    ENTRY = "forest_root"
+
+    def __init__(
+        self, library: ctypes.CDLL, n_features: int, positive_index: int, description: str
+    ) -> None:
+        self._library = library  # keeps the code mapped while the entry point is in use
+        self._entry = library[self.ENTRY]
+        self._entry.restype = None
+        self._entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32]
+        self.n_features = n_features
+        self.positive_index = positive_index
+        self.description = description
+        self._threads = usable_cpus()
+        self._pool: Any = None
+
+    @classmethod
+    def load(
+        cls, data: bytes, positive_index: int, details: Mapping[str, Any] | None = None
+    ) -> CompiledTreesRuntime:
+        details = details or {}
+        n_features = details.get("n_features")
+        if type(n_features) is not int or n_features < 1:
+            raise ValueError("the serving spec records no feature count for the compiled model")
+        built = details.get("platform")
+        if not isinstance(built, Mapping):
+            raise ValueError("the serving spec records no platform for the compiled model")
+        mismatch = platform_mismatch(built)
+        if mismatch is not None:
+            raise ValueError(mismatch)
+        if not data.startswith(b"\x7fELF"):
+            raise ValueError("not a shared library (no ELF header)")
+        library = _open_library(data)
+        if not hasattr(library, cls.ENTRY):
+            raise ValueError(f"the library has no {cls.ENTRY} function")
+        compiler = str(details.get("compiler", "unknown compiler"))
+        return cls(library, n_features, positive_index, f"compiled trees ({compiler}, ctypes)")
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float64)  # the library reads rows
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ArtifactError(
+                f"the compiled model expects {self.n_features} features, its layout gives "
+                f"{X.shape[1] if X.ndim == 2 else X.shape}"
+            )
+        rows = X.shape[0]
+        out = np.empty(rows, dtype=np.float64)
+        if rows < SMALL_BATCH or self._threads == 1:
+            self._run(X, out, 0, rows)
+        else:  # the call releases the GIL: one slice of rows per core
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._threads, "churnops-trees")
+            step = -(-rows // self._threads)
+            slices = [(start, min(start + step, rows)) for start in range(0, rows, step)]
+            for done in [self._pool.submit(self._run, X, out, a, b) for a, b in slices]:
+                done.result()
+        return out if self.positive_index == 1 else 1.0 - out
+
+    def _run(self, X: np.ndarray, out: np.ndarray, start: int, end: int) -> None:
+        # The entry point counts rows in int32: larger slices go in pieces, each from its own
+        # offset so no index passed to the library exceeds a piece.
+        piece = 1 << 30
+        if end - start < piece:  # one call; the common case, kept short for single records
+            self._entry(X.ctypes.data, out.ctypes.data, start, end)
+            return
+        for a in range(start, end, piece):
+            b = min(a + piece, end)
+            self._entry(X[a:b].ctypes.data, out[a:b].ctypes.data, 0, b - a)
+
+
+def platform_tag() -> dict[str, str]:
+    """This process's platform, as recorded with a compiled model and checked when loading one."""
+    libc, libc_version = platform.libc_ver()
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "libc": libc,
+        "libc_version": libc_version,
+    }
+
+
+def platform_mismatch(built: Mapping[str, Any]) -> str | None:
+    """Why a library built on ``built`` cannot load here, or None when it can.
+
+    System, machine and C library must be the same; the C library here may be newer (glibc
+    keeps old symbols), never older.
+    """
+    here = platform_tag()
+
+    def shown(tag: Mapping[str, Any]) -> str:
+        libc = f" {tag.get('libc')} {tag.get('libc_version')}" if tag.get("libc") else ""
+        return f"{tag.get('system')} {tag.get('machine')}{libc}"
+
+    same = all(str(built.get(key, "")) == here[key] for key in ("system", "machine", "libc"))
+    if same and _numbers_of(str(built.get("libc_version", ""))) <= _numbers_of(
+        here["libc_version"]
+    ):
+        return None
+    return f"compiled for {shown(built)}, this is {shown(here)}"
+
+
+def _numbers_of(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _open_library(data: bytes) -> ctypes.CDLL:
+    """Load a shared library from its bytes: through an anonymous in-memory file on Linux (no
+    path another process could change between the check and the load), else a private temporary
+    file removed at once.
+
+    The in-memory file stays open for the life of the process, as the library stays loaded (a
+    library is never unloaded): the C library's loader knows a library by its path, and a
+    closed descriptor's number, given to the next model's file, would name the old library.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("churnops-model", os.MFD_CLOEXEC)
+        try:
+            _write_all(fd, data)
+            return ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)
+        except BaseException:
+            os.close(fd)
+            raise
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="churnops-") as folder:
+        path = Path(folder) / "model.so"
+        path.write_bytes(data)
+        return ctypes.CDLL(str(path), mode=os.RTLD_LOCAL)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class TreeliteRuntime(Runtime):
     """A scikit-learn forest converted to a treelite checkpoint, evaluated by GTIL.
 
@@ -320,7 +488,9 @@ class TreeliteRuntime(Runtime):
         self._explainer: LightGBMRuntime | str | None = None
 
     @classmethod
-    def load(cls, data: bytes, positive_index: int) -> TreeliteRuntime:
+    def load(
+        cls, data: bytes, positive_index: int, details: Mapping[str, Any] | None = None
+    ) -> TreeliteRuntime:
         import treelite
 
         model = treelite.Model.deserialize_bytes(data)
@@ -498,7 +668,9 @@ class PipelineRuntime(Runtime):
         self.description = f"scikit-learn {_version('scikit-learn')} pipeline"
 
     @classmethod
-    def load(cls, data: bytes, positive_index: int) -> PipelineRuntime:
+    def load(
+        cls, data: bytes, positive_index: int, details: Mapping[str, Any] | None = None
+    ) -> PipelineRuntime:
         import joblib  # only here: the fast runtimes never unpickle
 
         return cls(joblib.load(io.BytesIO(data)), positive_index)
@@ -514,13 +686,18 @@ class PipelineRuntime(Runtime):
 
 
 RUNTIMES: dict[str, type[Runtime]] = {
-    runtime.name: runtime for runtime in (LightGBMRuntime, TreeliteRuntime, PipelineRuntime)
+    runtime.name: runtime
+    for runtime in (LightGBMRuntime, CompiledTreesRuntime, TreeliteRuntime, PipelineRuntime)
 }
 """Every runtime, by name: the one place a new runtime is registered."""
 
 
 def load_runtime(
-    name: str, data: bytes, positive_index: int, source: str = f"the model_file of {SERVING_SPEC}"
+    name: str,
+    data: bytes,
+    positive_index: int,
+    source: str = f"the model_file of {SERVING_SPEC}",
+    details: Mapping[str, Any] | None = None,
 ) -> Runtime:
     """Load a model file with the runtime called ``name``.
 
@@ -534,7 +711,7 @@ def load_runtime(
     if runtime is None:
         raise ArtifactError(f"unknown serving runtime {name!r}")
     try:
-        return runtime.load(data, positive_index)
+        return runtime.load(data, positive_index, details)
     except ImportError:
         raise  # a missing library is an installation problem, not a bad artifact
     except Exception as exc:  # the libraries raise RuntimeError, ValueError, their own errors

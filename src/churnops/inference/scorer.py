@@ -108,12 +108,21 @@ class FastScorer(_Base):
     fast: bool = True
     fallback_reason: str | None = None
 
-    def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any], model: Runtime) -> None:
+    def __init__(
+        self,
+        artifact: ModelArtifact,
+        spec: Mapping[str, Any],
+        model: Runtime,
+        explainer: Runtime | None = None,
+    ) -> None:
         super().__init__(artifact, model, spec["classes"])
+        # What computes contributions: the scoring runtime itself, or for compiled trees the
+        # spec's own runtime on the same model (native code has no TreeSHAP).
+        self.explainer = explainer or model
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
         self._no_reference: str | None = None
         reference = None
-        if model.needs_reference:
+        if self.explainer.needs_reference:
             try:
                 reference = reference_customer(self.layout, artifact)
             except ExplainError as exc:
@@ -121,7 +130,7 @@ class FastScorer(_Base):
         self.players = Players(self.layout.field_of_column, len(self.layout.fields), reference)
 
     def cannot_explain(self) -> str | None:
-        return self.model.cannot_explain() or self._no_reference
+        return self.explainer.cannot_explain() or self._no_reference
 
     def score_records(self, records: Sequence[Any], *, explain: bool = False) -> Scores:
         return self._score(self.layout.encode_records(records), explain)
@@ -138,7 +147,7 @@ class FastScorer(_Base):
         reason = self.cannot_explain()
         if reason is not None:
             raise ExplainError(reason)
-        contributions = self.model.contributions(encoded.matrix, self.players)
+        contributions = self.explainer.contributions(encoded.matrix, self.players)
         explanation = Explanation(
             self.layout.fields, contributions.values, contributions.base_value
         )
@@ -227,11 +236,15 @@ def reference_customer(layout: FeatureLayout, artifact: ModelArtifact) -> np.nda
     return np.asarray(layout.encode_records([record]).matrix[0], dtype=np.float64)
 
 
-def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scorer:
+def load_scorer(
+    artifact: ModelArtifact, *, allow_fallback: bool = True, compiled: bool = True
+) -> Scorer:
     """Return the fastest scorer ``artifact`` supports: the one place a runtime is chosen.
 
     The serving spec names the runtime and its model file; without one, the pickled pipeline
-    serves (unless ``allow_fallback`` is false).
+    serves (unless ``allow_fallback`` is false). A compiled model recorded beside it serves
+    first (unless ``compiled`` is false); when it cannot load here (another platform, a library
+    that does not load), the spec's own runtime serves and ``fallback_reason`` says why.
 
     Raises
     ------
@@ -257,6 +270,28 @@ def load_scorer(artifact: ModelArtifact, *, allow_fallback: bool = True) -> Scor
         positive = schema.classes.index(schema.positive_label)
         source = str(artifact.path / model_file)
     model = load_runtime(name, artifact.read_bytes(model_file), positive, source=source)
+    if compiled and spec.get("compiled"):
+        fast, reason = _compiled(artifact, spec, positive)
+        if fast is not None:
+            return FastScorer(artifact, spec, fast, explainer=model)
     if RUNTIMES[name].reads == "table":
         return PipelineScorer(artifact, model, reason)
-    return FastScorer(artifact, spec, model)
+    scorer = FastScorer(artifact, spec, model)
+    scorer.fallback_reason = reason or None
+    return scorer
+
+
+def _compiled(
+    artifact: ModelArtifact, spec: Mapping[str, Any], positive: int
+) -> tuple[Runtime | None, str]:
+    """The compiled model of ``spec``, or None and why it cannot serve here."""
+    entry = spec["compiled"]
+    if "unavailable" in entry:
+        return None, f"no compiled trees: {entry['unavailable']}"
+    model_file = str(entry["model_file"])
+    source = f"{artifact.path / model_file} (the compiled model_file of {SERVING_SPEC})"
+    try:
+        data = artifact.read_bytes(model_file)
+        return load_runtime(str(entry["runtime"]), data, positive, source, entry), ""
+    except ArtifactError as exc:
+        return None, f"compiled trees not used: {exc}"

@@ -3,21 +3,40 @@
 Each serving runtime of :data:`churnops.inference.runtime.RUNTIMES` that can be produced from a
 fitted estimator has a converter here, registered under the runtime's name in
 :data:`CONVERTERS`. Adding a runtime is one class there and one converter here.
+
+A LightGBM model is also compiled to machine code (:func:`compile_lightgbm`) when lleaves and
+a C linker are at hand: the library is checked like every serving form and recorded in the
+spec's ``compiled`` entry beside the text model, or the entry says why there is none.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from churnops.artifact.manifest import LAYOUT_FILE, SERVING_DIR, SERVING_SPEC, UNAVAILABLE_FILE
-from churnops.errors import RecordError
+from churnops.errors import ArtifactError, RecordError
 from churnops.inference.layout import CategoricalColumn, FeatureLayout, NumericColumn
-from churnops.inference.runtime import RUNTIMES, LightGBMRuntime, TreeliteRuntime, load_runtime
+from churnops.inference.runtime import (
+    RUNTIMES,
+    CompiledTreesRuntime,
+    LightGBMRuntime,
+    Runtime,
+    TreeliteRuntime,
+    load_runtime,
+    platform_tag,
+)
 from churnops.schema import Schema
 
 # Largest |p_fast - p_pipeline| accepted when the serving form is checked at export.
@@ -114,10 +133,8 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
         model = load_runtime(kind, model_bytes, positive_index)
         check_rows = _valid_rows(layout, check_rows)
         expected = pipeline.predict_proba(check_rows)[:, positive_index]
-        got = model.score(layout.encode_columns(_columns(check_rows), len(check_rows)).matrix)
-        worst = float(np.max(np.abs(got - expected))) if len(expected) else 0.0
-        if not worst <= PARITY_TOLERANCE:
-            raise UnsupportedModelError(f"serving form differs from the pipeline by {worst:.2e}")
+        matrix = layout.encode_columns(_columns(check_rows), len(check_rows)).matrix
+        worst = _parity(model, matrix, expected)
     except UnsupportedModelError as exc:
         return {
             UNAVAILABLE_FILE: _json({"reason": str(exc)}),
@@ -133,11 +150,117 @@ def serving_files(pipeline: Any, schema: Schema, check_rows: Any) -> dict[str, b
         "checked_rows": len(expected),
         "max_abs_difference": worst,
     }
+    files = {LAYOUT_FILE: _json(layout.to_dict()), model_file: model_bytes}
+    if kind == LightGBMRuntime.name:
+        compiled_file = f"{SERVING_DIR}/model{CompiledTreesRuntime.suffix}"
+        try:
+            library, details = compile_lightgbm(model_bytes, layout.width)
+            compiled = load_runtime(
+                CompiledTreesRuntime.name, library, positive_index, compiled_file, details
+            )
+            spec["compiled"] = {
+                "runtime": CompiledTreesRuntime.name,
+                "model_file": compiled_file,
+                **details,
+                "checked_rows": len(expected),
+                "max_abs_difference": _parity(compiled, matrix, expected),
+            }
+            files[compiled_file] = library
+        except (UnsupportedModelError, ArtifactError) as exc:
+            spec["compiled"] = {"unavailable": str(exc)}
+    return {SERVING_SPEC: _json(spec), **files}
+
+
+def serving_summary(files: dict[str, bytes]) -> dict[str, str | None]:
+    """What the manifest records of :func:`serving_files`' result (its ``serving`` field)."""
+    if SERVING_SPEC not in files:
+        reason = json.loads(files[UNAVAILABLE_FILE]).get("reason")
+        return {"runtime": None, "unavailable": reason}
+    spec = json.loads(files[SERVING_SPEC])
+    compiled = spec.get("compiled") or {}
     return {
-        SERVING_SPEC: _json(spec),
-        LAYOUT_FILE: _json(layout.to_dict()),
-        model_file: model_bytes,
+        "runtime": spec["runtime"],
+        "compiled": compiled.get("runtime"),
+        "compiled_unavailable": compiled.get("unavailable"),
     }
+
+
+# Run by compile_lightgbm in a child process: argv = model text file, object file to write.
+_COMPILE = """
+import sys
+import lleaves
+model = lleaves.Model(model_file=sys.argv[1])
+model.compile(cache=sys.argv[2], target_cpu="generic", target_cpu_features="")
+print(model.num_feature())
+"""
+
+
+def compile_lightgbm(model_text: bytes, n_features: int) -> tuple[bytes, dict[str, Any]]:
+    """Compile a LightGBM text model into a shared library for :class:`CompiledTreesRuntime`.
+
+    lleaves turns the trees into LLVM machine code for a generic CPU of this architecture (no
+    instruction set extension the serving machine might lack); the system's C compiler links it
+    into a shared library. Returns the library's bytes and what the spec records about it.
+
+    Raises
+    ------
+    UnsupportedModelError
+        lleaves or a C compiler is missing, or compiling or linking failed; the message says which.
+    """
+    if importlib.util.find_spec("lleaves") is None:
+        raise UnsupportedModelError("lleaves is not installed (the train extra)")
+    linker = shutil.which("cc") or shutil.which("gcc")
+    if linker is None:
+        raise UnsupportedModelError("no C compiler (cc) to link the compiled trees")
+    with tempfile.TemporaryDirectory(prefix="churnops-compile-") as folder:
+        text, obj, library = (Path(folder) / n for n in ("model.txt", "model.o", "model.so"))
+        text.write_bytes(model_text)
+        # In a process of its own: LLVM's memory (about 85 MB) is not added to training's, and
+        # a crash inside LLVM ends that process, not the training run.
+        done = subprocess.run(  # noqa: S603  this interpreter, on files this function wrote
+            [sys.executable, "-c", _COMPILE, str(text), str(obj)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            raise UnsupportedModelError(f"lleaves could not compile the model: {lines[-1]}")
+        features = int(done.stdout.strip().splitlines()[-1])
+        if features != n_features:
+            raise UnsupportedModelError(
+                f"the compiled model reads {features} features, the layout gives {n_features}"
+            )
+        # noexecstack: LLVM's object file has no stack note, and without it the linker asks for
+        # an executable stack, which recent C libraries refuse to load.
+        command = [linker, "-shared", "-Wl,-z,noexecstack", "-o", str(library), str(obj), "-lm"]
+        done = subprocess.run(  # noqa: S603  the system's cc on files this function wrote
+            command, capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
+            raise UnsupportedModelError(f"linking the compiled trees failed: {reason}")
+        data = library.read_bytes()
+    details = {
+        "n_features": n_features,
+        "platform": platform_tag(),
+        "compiler": f"lleaves {version('lleaves')}, llvmlite {version('llvmlite')}",
+        "target_cpu": "generic",
+    }
+    return data, details
+
+
+def _parity(model: Runtime, matrix: np.ndarray, expected: np.ndarray) -> float:
+    """Largest difference between ``model``'s scores and the pipeline's; refused above
+    ``PARITY_TOLERANCE``."""
+    got = model.score(matrix)
+    worst = float(np.max(np.abs(got - expected))) if len(expected) else 0.0
+    if not worst <= PARITY_TOLERANCE:
+        raise UnsupportedModelError(
+            f"{model.name} serving form differs from the pipeline by {worst:.2e}"
+        )
+    return worst
 
 
 def _valid_rows(layout: FeatureLayout, frame: Any) -> Any:

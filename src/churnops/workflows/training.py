@@ -73,9 +73,31 @@ def load_training_data(request: TrainRequest) -> Dataset:
         check_tracking(request.tracking_uri)
     from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
 
+    _return_freed_memory()
     if request.data is None:
         return synthetic_dataset(request.synthetic_rows, request.settings.seed, request.spec)
     return load_dataset(request.data, request.spec or DataSpec())
+
+
+def _return_freed_memory() -> None:
+    """Have the C library's allocator give freed memory back to the system (glibc only).
+
+    glibc keeps freed blocks for reuse, raises its thresholds as large arrays come and go and
+    gives each core's threads arenas of their own: training's copies of the feature matrix
+    then leave memory the process holds but never uses again (on 500k rows, about 170 MB of
+    the peak; ``bench/train_memory.py``). Fixed thresholds (blocks from 128 KiB on are mapped
+    and unmapped, not kept) and two arenas make the peak follow the arrays alive. Elsewhere
+    (musl, macOS) there is no ``mallopt`` and nothing is changed.
+    """
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return
+    trim_threshold, mmap_threshold, arena_max = -1, -3, -8  # glibc's M_* parameter numbers
+    mallopt(arena_max, 2)
+    mallopt(mmap_threshold, 128 * 1024)
+    mallopt(trim_threshold, 128 * 1024)
 
 
 def fit(
