@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MAX_PROBLEMS = 20
+# Known categories named in an unseen-category warning (the schema in /metadata has them all).
+SHOWN_CATEGORIES = 10
+WarningKind = Literal["unseen_category", "out_of_range"]
 _ABSENT = object()
 _REQUIRED = "a value is required"
 
@@ -72,12 +75,30 @@ class CategoricalColumn:
         return len(self.categories) + (1 if self.missing_is_category else 0)
 
 
+class InputWarning(str):
+    """A value scored with a caveat: the message, with the field and the kind attached.
+
+    It is its message (a ``str``: the API's ``warnings`` lists these texts), and says which
+    field and what kind of caveat it is, so the service can count warnings by field and kind.
+    """
+
+    __slots__ = ("field", "kind")
+    field: str
+    kind: WarningKind
+
+    def __new__(cls, message: str, field: str, kind: WarningKind) -> InputWarning:
+        warning = super().__new__(cls, message)
+        warning.field = field
+        warning.kind = kind
+        return warning
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A feature matrix and the warnings raised while building it."""
 
     matrix: np.ndarray
-    warnings: dict[int, list[str]]
+    warnings: dict[int, list[InputWarning]]
 
 
 @dataclass(frozen=True)
@@ -142,7 +163,7 @@ class FeatureLayout:
             raise RecordError([{"record": None, "field": None, "problem": "no records to score"}])
         matrix = np.zeros((len(records), self.width), dtype=np.float64)
         problems: list[dict[str, object]] = []
-        warnings: dict[int, list[str]] = {}
+        warnings: dict[int, list[InputWarning]] = {}
         n_numeric = len(self.numeric)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
@@ -179,7 +200,7 @@ class FeatureLayout:
                         problems.append(_problem(i, column.name, exc.problem))
                     else:
                         if isinstance(code, str):
-                            warnings.setdefault(i, []).append(_unseen(column, code))
+                            warnings.setdefault(i, []).append(unseen_category(column, code))
                         elif code >= 0:
                             row[offset + code] = 1.0
                 offset += column.width
@@ -210,7 +231,7 @@ class FeatureLayout:
         # every column is written below, so the memory need not be zeroed first.
         matrix = np.empty((rows, self.width), dtype=np.float64, order="F")
         problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
-        warnings: dict[int, list[str]] = {}
+        warnings: dict[int, list[InputWarning]] = {}
         for j, numeric in enumerate(self.numeric):
             matrix[:, j] = _numbers(numeric, _cells(columns[numeric.name]), j, problems)
         offset = len(self.numeric)
@@ -395,7 +416,7 @@ def _category_codes(
     cells: _Cells,
     position: int,
     problems: list[tuple[int, int, str]],
-    warnings: dict[int, list[str]],
+    warnings: dict[int, list[InputWarning]],
 ) -> np.ndarray:
     """Position of each value in the column's one-hot block (-1: none), by :func:`_code`."""
     if cells.text is not None:
@@ -434,7 +455,7 @@ def _category_codes(
     for k, u in zip(rest[rows].tolist(), inverse[rows].tolist(), strict=True):
         outcome = decided[u]
         if isinstance(outcome, str):
-            warnings.setdefault(k, []).append(_unseen(column, outcome))
+            warnings.setdefault(k, []).append(unseen_category(column, outcome))
         elif isinstance(outcome, _RefusedError) and refused < MAX_PROBLEMS:
             problems.append((k, position, outcome.problem))
             refused += 1
@@ -461,10 +482,15 @@ def _distinct(array: np.ndarray) -> tuple[list[object], np.ndarray]:
     return uniques, inverse
 
 
-def _unseen(column: CategoricalColumn, category: str) -> str:
-    return (
-        f"field '{column.name}': category {quote_value(category)} was not seen in training; "
-        "scored as none of the known categories"
+def unseen_category(column: CategoricalColumn, category: str) -> InputWarning:
+    known = ", ".join(quote_value(c) for c in column.categories[:SHOWN_CATEGORIES])
+    if len(column.categories) > SHOWN_CATEGORIES:
+        known += f", … ({len(column.categories)} in all)"
+    return InputWarning(
+        f"field '{column.name}': category {quote_value(category)} was not seen in training "
+        f"(known: {known}); scored as none of the known categories",
+        column.name,
+        "unseen_category",
     )
 
 

@@ -16,8 +16,15 @@ from churnops.artifact import (
     ModelArtifact,
 )
 from churnops.errors import ArtifactError
-from churnops.inference.layout import CategoricalColumn, Encoded, FeatureLayout, NumericColumn
+from churnops.inference.layout import (
+    CategoricalColumn,
+    Encoded,
+    FeatureLayout,
+    InputWarning,
+    NumericColumn,
+)
 from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Runtime, load_runtime
+from churnops.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,7 @@ class Scores:
 
     positive_probability: np.ndarray
     labels: list[str]
-    warnings: dict[int, list[str]]
+    warnings: dict[int, list[InputWarning]]
     positive_label: str
 
     def probability_of_label(self) -> np.ndarray:
@@ -56,6 +63,7 @@ class _Base:
     positive_label: str
     threshold: float
     layout: FeatureLayout
+    ranges: TrainingRanges
     model: Runtime
 
     def __init__(self, artifact: ModelArtifact, model: Runtime, classes: Sequence[Any]) -> None:
@@ -66,9 +74,63 @@ class _Base:
         self.threshold = artifact.threshold
 
     def _scores(self, p: np.ndarray, encoded: Encoded) -> Scores:
+        self.ranges.check(encoded)
         negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
         labels = np.where(p >= self.threshold, self.positive_label, negative).tolist()
         return Scores(p, labels, encoded.warnings, self.positive_label)
+
+
+# Batches up to this many records are checked against the training ranges in plain Python.
+FEW_RECORDS = 4
+
+
+class TrainingRanges:
+    """The range of each numeric column seen in training, to flag values outside it.
+
+    Such a value is scored as given (the model never saw one like it, so its score is an
+    extrapolation) and reported as an ``out_of_range`` warning of its record.
+    """
+
+    def __init__(self, layout: FeatureLayout, schema: Schema) -> None:
+        features = {f.name: f for f in schema.numeric}
+        self.names = [c.name for c in layout.numeric]
+        lows, highs = [], []
+        for name in self.names:
+            feature = features.get(name)
+            low = feature.minimum if feature is not None else None
+            high = feature.maximum if feature is not None else None
+            lows.append(-np.inf if low is None else low)
+            highs.append(np.inf if high is None else high)
+        self.low = np.array(lows, dtype=np.float64)
+        self.high = np.array(highs, dtype=np.float64)
+        self.bounds = list(zip(self.low.tolist(), self.high.tolist(), strict=True))
+
+    def check(self, encoded: Encoded) -> None:
+        """Add a warning to ``encoded`` for every numeric value outside its training range."""
+        block = encoded.matrix[:, : len(self.names)]
+        if len(block) <= FEW_RECORDS:
+            # A few records (the API's common case): compared in Python, several times faster
+            # than numpy's per-call overhead. NaN (missing) compares false either way.
+            bounds = self.bounds
+            outside: list[Any] = [
+                (i, j)
+                for i, row in enumerate(block.tolist())
+                for j, (value, (low, high)) in enumerate(zip(row, bounds, strict=True))
+                if value < low or value > high
+            ]
+        else:
+            outside = np.argwhere((block < self.low) | (block > self.high)).tolist()
+        for i, j in outside:
+            value, low, high = float(block[i, j]), float(self.low[j]), float(self.high[j])
+            side = "below" if value < low else "above"
+            encoded.warnings.setdefault(i, []).append(
+                InputWarning(
+                    f"field '{self.names[j]}': {value:.15g} is {side} the range seen in "
+                    f"training ({low:.15g} to {high:.15g}); scored as given",
+                    self.names[j],
+                    "out_of_range",
+                )
+            )
 
 
 class FastScorer(_Base):
@@ -80,6 +142,7 @@ class FastScorer(_Base):
     def __init__(self, artifact: ModelArtifact, spec: Mapping[str, Any], model: Runtime) -> None:
         super().__init__(artifact, model, spec["classes"])
         self.layout = FeatureLayout.from_dict(artifact.read_json(LAYOUT_FILE))
+        self.ranges = TrainingRanges(self.layout, artifact.schema)
 
     def score_records(self, records: Sequence[Any]) -> Scores:
         encoded = self.layout.encode_records(records)
@@ -111,6 +174,7 @@ class PipelineScorer(_Base):
                     for f in schema.categorical
                 ),
             )
+        self.ranges = TrainingRanges(self.layout, artifact.schema)
         self._names = [c.name for c in self.layout.numeric] + [
             c.name for c in self.layout.categorical
         ]

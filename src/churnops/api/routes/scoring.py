@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,7 +35,11 @@ INLINE_BODY_BYTES = 32 * 1024
     responses=PREDICT_RESPONSES,
     summary="Predict churn for customer records",
     description="Send a JSON array of customer records (values as JSON strings or numbers; "
-    "extra keys such as an ID are ignored). The request schema below is the served model's.",
+    "extra keys such as an ID are ignored). The request schema below is the served model's. "
+    "Each record gets `prediction` (the class), `probability` (of that class, as the chapter's "
+    "API answers), `churn_probability` (of the positive class, the column `churnops predict` "
+    "writes), `probabilities` (of each class) and `warnings` (unseen categories and numbers "
+    "outside the training range: scored, and named here).",
 )
 async def predict(request: Request, model: Served) -> Response:
     # Authentication has passed (a dependency of the router); only now is the body read.
@@ -95,13 +100,19 @@ def score_body(
     negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
     p = scores.positive_probability.tolist()
     result: dict[str, Any] = {}
+    warnings = scores.warnings
     for i, (label, p_positive) in enumerate(zip(scores.labels, p, strict=True)):
         result[str(i)] = {
             "prediction": label,
             "probability": p_positive if label == positive else 1.0 - p_positive,
+            "churn_probability": p_positive,
             "probabilities": {negative: 1.0 - p_positive, positive: p_positive},
-            "warnings": scores.warnings.get(i, []),
+            "warnings": warnings.get(i, []),
         }
+    if warnings:
+        counts = Counter((w.field, w.kind) for found in warnings.values() for w in found)
+        for (field, kind), count in counts.items():
+            metrics.input_warnings.labels(field, kind).inc(count)
     positives = sum(1 for label in scores.labels if label == positive)
     if positives:
         metrics.predictions.labels(positive).inc(positives)
