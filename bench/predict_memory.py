@@ -1,0 +1,110 @@
+"""Batch scoring of large files: rows per second and peak memory of ``churnops predict``.
+
+Usage::
+
+    flock /tmp/bench.lock .venv/bin/python bench/predict_memory.py [--rows 1000000] [--src src]
+
+Writes ``--rows`` synthetic customers (seeded; Telco's columns) as CSV and as Parquet into a
+temporary directory, trains a small model on 5,000 of them, then runs ``churnops predict`` in a
+fresh process for each input (CSV → CSV, Parquet → Parquet), one after the other, and reads the
+process's peak resident memory (``ru_maxrss`` from ``wait4``) and its wall time, start-up
+included. ``--src`` runs the command from another source tree (e.g. an older checkout, to
+compare). Prints one table and writes it, with the date and machine, to
+``docs/batch-scoring.md`` (``--no-write`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(src: Path, *args: str) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB and stderr+stdout tail of ``churnops ARGS`` from ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from churnops.cli import main; main()", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"churnops {' '.join(args)} failed:\n{output}")
+    return seconds, usage.ru_maxrss / 1024, output.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--src", type=Path, default=REPO / "src", help="source tree to run")
+    parser.add_argument("--label", default=None, help="name of this run in the table")
+    parser.add_argument("--no-write", action="store_true", help="do not write the docs page")
+    options = parser.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+    from churnops.data.sample import generate_customers
+
+    with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
+        work = Path(tmp)
+        frame = generate_customers(options.rows, seed=11)
+        csv, parquet = work / "customers.csv", work / "customers.parquet"
+        frame.to_csv(csv, index=False)
+        frame.to_parquet(parquet, index=False)
+        frame.head(5000).to_csv(work / "train.csv", index=False)
+        del frame
+        model = work / "model"
+        run(REPO / "src", "train", "--data", str(work / "train.csv"), "--max-iter", "4",
+            "--out", str(model), "--no-tracking")  # fmt: skip
+        rows = []
+        for source, suffix in ((csv, ".csv"), (parquet, ".parquet")):
+            out = work / f"scored{suffix}"
+            seconds, rss, last = run(
+                options.src, "predict", "--model", str(model), "--data", str(source),
+                "--out", str(out),
+            )  # fmt: skip
+            size = source.stat().st_size / 2**20
+            rows.append((suffix[1:], size, seconds, options.rows / seconds, rss, last))
+            out.unlink()
+    label = options.label or str(options.src)
+    lines = [
+        f"`churnops predict`, {options.rows:,} synthetic customers, source `{label}`",
+        "",
+        "| input → output | file MiB | wall s (start-up included) | rows/s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {kind} → {kind} | {size:.0f} | {seconds:.1f} | {rate:,.0f} | {rss:,.0f} |"
+            for kind, size, seconds, rate, rss, _ in rows
+        ),
+    ]
+    print("\n".join(lines))
+    for kind, *_, last in rows:
+        print(f"{kind}: {last}")
+    if not options.no_write:
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        python = platform.python_version()
+        machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {python}"
+        page = REPO / "docs" / "batch-scoring.md"
+        header = (
+            "# Batch scoring: speed and memory\n\n"
+            "Measured by `bench/predict_memory.py` (peak resident memory of the whole "
+            "`churnops predict` process, wall time including start-up).\n"
+        )
+        text = page.read_text() if page.exists() else header
+        page.write_text(text + f"\n## {when} ({machine})\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
