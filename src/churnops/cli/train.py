@@ -293,7 +293,11 @@ def predict(
             err_console.print(
                 f"[yellow]note:[/] scoring with the pipeline: {scorer.fallback_reason}"
             )
-        result = score_file(scorer, data, out, output=output_format, rows=batch_rows)
+        with err_console.status("scoring…") as status:  # shown on a terminal only
+            result = score_file(
+                scorer, data, out, output=output_format, rows=batch_rows,
+                on_batch=lambda rows: status.update(f"scored {rows:,} rows…"),
+            )  # fmt: skip
     # With the scores on standard output, the summary goes to standard error.
     say = err_console if out == STDOUT else console
     say.print(
