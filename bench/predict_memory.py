@@ -8,9 +8,9 @@ Writes ``--rows`` synthetic customers (seeded; Telco's columns) as CSV and as Pa
 temporary directory, trains a small model on 5,000 of them, then runs ``churnops predict`` in a
 fresh process for each input (CSV → CSV, Parquet → Parquet), one after the other, and reads the
 process's peak resident memory (``ru_maxrss`` from ``wait4``) and its wall time, start-up
-included. ``--src`` runs the command from another source tree (e.g. an older checkout, to
-compare). Prints one table and writes it, with the date and machine, to
-``docs/batch-scoring.md`` (``--no-write`` to skip).
+included. ``--compare SRC`` runs the command from another source tree too (e.g. an older
+checkout, ``git archive COMMIT src | tar -x -C DIR``), on the same files. Prints one table and
+writes it, with the date and machine, to ``docs/batch-scoring.md`` (``--no-write`` to skip).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def run(src: Path, *args: str) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--src", type=Path, default=REPO / "src", help="source tree to run")
-    parser.add_argument("--label", default=None, help="name of this run in the table")
+    parser.add_argument(
+        "--compare", type=Path, action="append", default=[], help="another source tree to run"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write the docs page")
     options = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
@@ -69,29 +70,32 @@ def main() -> None:
         run(REPO / "src", "train", "--data", str(work / "train.csv"), "--max-iter", "4",
             "--out", str(model), "--no-tracking")  # fmt: skip
         rows = []
-        for source, suffix in ((csv, ".csv"), (parquet, ".parquet")):
-            out = work / f"scored{suffix}"
-            seconds, rss, last = run(
-                options.src, "predict", "--model", str(model), "--data", str(source),
-                "--out", str(out),
-            )  # fmt: skip
-            size = source.stat().st_size / 2**20
-            rows.append((suffix[1:], size, seconds, options.rows / seconds, rss, last))
-            out.unlink()
-    label = options.label or str(options.src)
+        for src in (*options.compare, REPO / "src"):
+            label = "this tree" if src == REPO / "src" else str(src)
+            for source, suffix in ((csv, ".csv"), (parquet, ".parquet")):
+                out = work / f"scored{suffix}"
+                seconds, rss, last = run(
+                    src, "predict", "--model", str(model), "--data", str(source),
+                    "--out", str(out),
+                )  # fmt: skip
+                size = source.stat().st_size / 2**20
+                rate = options.rows / seconds
+                rows.append((label, suffix[1:], size, seconds, rate, rss, last))
+                out.unlink()
     lines = [
-        f"`churnops predict`, {options.rows:,} synthetic customers, source `{label}`",
+        f"`churnops predict`, {options.rows:,} synthetic customers",
         "",
-        "| input → output | file MiB | wall s (start-up included) | rows/s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|",
+        "| source | input → output | file MiB | wall s (start-up included) | rows/s "
+        "| peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|",
         *(
-            f"| {kind} → {kind} | {size:.0f} | {seconds:.1f} | {rate:,.0f} | {rss:,.0f} |"
-            for kind, size, seconds, rate, rss, _ in rows
+            f"| {label} | {kind} → {kind} | {size:.0f} | {seconds:.1f} | {rate:,.0f} | {rss:,.0f} |"
+            for label, kind, size, seconds, rate, rss, _ in rows
         ),
     ]
     print("\n".join(lines))
-    for kind, *_, last in rows:
-        print(f"{kind}: {last}")
+    for label, kind, *_, last in rows:
+        print(f"{label}, {kind}: {last}")
     if not options.no_write:
         when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         python = platform.python_version()
