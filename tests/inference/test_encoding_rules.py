@@ -26,6 +26,7 @@ from churnops.inference.layout import (
     CategoricalColumn,
     FeatureLayout,
     NumericColumn,
+    unseen_category,
 )
 from churnops.schema import (
     BLANK_CHARS,
@@ -34,7 +35,6 @@ from churnops.schema import (
     NotANumberError,
     as_category,
     parse_number,
-    quote_value,
 )
 
 LAYOUT = FeatureLayout(
@@ -166,10 +166,7 @@ def _by_the_rules(columns: dict[str, list[Any]], rows: int) -> tuple[np.ndarray,
             elif category in column.categories:
                 matrix[i, offset + column.categories.index(category)] = 1.0
             else:
-                warnings.setdefault(i, []).append(
-                    f"field '{column.name}': category {quote_value(category)} was not seen in "
-                    "training; scored as none of the known categories"
-                )
+                warnings.setdefault(i, []).append(unseen_category(column, category))
             offset += column.width
     return matrix, problems[:MAX_PROBLEMS], warnings
 

@@ -242,3 +242,27 @@ print(json.dumps({{"heavy": heavy, "pickles": len(loaded), "p": p}}))
     assert report["heavy"] == []
     assert report["pickles"] == 0
     assert 0 <= report["p"] <= 1
+
+
+@pytest.mark.parametrize("batch", [1, 3, 40])  # a few records are checked in Python, more in numpy
+def test_numbers_outside_the_training_range_are_scored_with_a_warning(
+    scorer, customer, synthetic_model, batch
+):
+    tenure = synthetic_model[1].schema.feature("tenure")
+    records = [dict(customer) for _ in range(batch)]
+    records[-1] = dict(customer, tenure=-5, MonthlyCharges="1e9", TotalCharges=" ")
+    scores = scorer.score_records(records)
+    assert list(scores.warnings) == [batch - 1]
+    low, high = scores.warnings[batch - 1]
+    assert low == (
+        f"field 'tenure': -5 is below the range seen in training ({tenure.minimum:.15g} to "
+        f"{tenure.maximum:.15g}); scored as given"
+    )
+    assert (low.field, low.kind) == ("tenure", "out_of_range")
+    assert high.startswith("field 'MonthlyCharges': 1000000000 is above the range")
+    # A missing value is not outside the range; the edges of the range are inside it.
+    edges = dict(customer, tenure=tenure.minimum)
+    assert scorer.score_records([edges, dict(customer, tenure=tenure.maximum)]).warnings == {}
+    frame = pd.DataFrame([records[-1]], dtype=object)
+    expected = positive_probability(synthetic_model[0].pipeline, frame, "Yes")[0]
+    assert scores.positive_probability[-1] == pytest.approx(expected, abs=TOLERANCE)

@@ -47,6 +47,13 @@ class Metrics:
         self.predictions = Counter(
             "churnops_predictions_total", "Predictions by class", ["label"], registry=r
         )
+        self.input_warnings = Counter(
+            "churnops_input_warnings_total",
+            "Values scored with a warning: a category unseen in training (unseen_category) or "
+            "a number outside the range seen in training (out_of_range)",
+            ["field", "kind"],
+            registry=r,
+        )
         self.throttled = Counter(
             "churnops_auth_throttled_total",
             "Requests refused (429) after repeated failed logins",

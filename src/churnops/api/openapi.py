@@ -2,9 +2,11 @@
 
 ``/predict`` accepts any churn table's records, so its body schema is generated from the served
 model's :class:`~churnops.schema.Schema` (rebuilt when a new model is swapped in), not written by
-hand: every feature is a required property; numeric fields take JSON numbers or numeric text,
-categorical fields take text (the known categories are listed; an unseen one is scored and
-reported as a warning); ID and other columns are accepted and ignored.
+hand: every feature is a required property (null allowed where training saw missing values);
+numeric fields take JSON numbers or numeric text (a value outside the training range is scored
+and reported as a warning); categorical fields take text (the known categories as an ``enum``;
+an unseen one is scored and reported as a warning); ID and other columns are accepted and
+ignored. The answer's schema names the model's classes; errors share one body schema.
 """
 
 from __future__ import annotations
@@ -160,29 +162,49 @@ ERROR = {
     },
 }
 
-RESULT = {
-    "type": "object",
-    "description": "One entry per record, keyed by its position in the request ('0', '1', …).",
-    "additionalProperties": {
+
+def result_schema(schema: Schema) -> dict[str, Any]:
+    """The JSON Schema of a ``/predict`` answer for a model with ``schema``."""
+    classes = list(schema.classes)
+    positive = schema.positive_label
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    return {
         "type": "object",
-        "required": ["prediction", "probability", "probabilities", "warnings"],
-        "properties": {
-            "prediction": {"type": "string", "description": "The predicted class label."},
-            "probability": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Probability of the predicted class.",
-            },
-            "probabilities": {
-                "type": "object",
-                "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
-                "description": "Probability of each class.",
-            },
-            "warnings": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Unseen categories and other values scored with a caveat.",
+        "description": "One entry per record, keyed by its position in the request "
+        "('0', '1', …).",
+        "additionalProperties": {
+            "type": "object",
+            "required": ["prediction", "probability", "churn_probability", "probabilities",
+                         "warnings"],
+            "properties": {
+                "prediction": {
+                    "type": "string", "enum": classes,
+                    "description": f"The predicted class: {positive!r} when churn_probability "
+                    "reaches the model's threshold (see /metadata).",
+                },
+                "probability": {
+                    **probability,
+                    "description": "Probability of the predicted class (of `prediction`), as "
+                    "the chapter's API answers: for a record predicted "
+                    f"{schema.negative_label!r} it is 1 - churn_probability.",
+                },
+                "churn_probability": {
+                    **probability,
+                    "description": f"Probability of the positive class {positive!r}, whatever "
+                    "the prediction: the `churn_probability` column `churnops predict` writes.",
+                },
+                "probabilities": {
+                    "type": "object",
+                    "required": classes,
+                    "properties": {label: probability for label in classes},
+                    "additionalProperties": False,
+                    "description": "Probability of each class.",
+                },
+                "warnings": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": WARNINGS_DESCRIPTION,
+                },
             },
             "explanation": {
                 "type": "object",
@@ -214,8 +236,15 @@ RESULT = {
                 },
             },
         },
-    },
-}
+    }  # fmt: skip
+
+
+WARNINGS_DESCRIPTION = (
+    "Values scored with a caveat, one line each naming the field and the value: a category not "
+    "seen in training (with the known categories; scored as none of them) or a number outside "
+    "the range seen in training (with that range; scored as given). Empty when there is none. "
+    "Counted in /metrics as churnops_input_warnings_total{field, kind}."
+)
 
 
 def feature_schema(feature: Feature) -> dict[str, Any]:
@@ -229,7 +258,8 @@ def feature_schema(feature: Feature) -> dict[str, Any]:
         if feature.allows_missing:
             choices.append({"type": "null"})
         span = (
-            f"seen in training: {feature.minimum:g} to {feature.maximum:g}; "
+            f"seen in training: {feature.minimum:g} to {feature.maximum:g} (a value outside "
+            "is scored as given, with a warning); "
             if (feature.minimum is not None and feature.maximum is not None)
             else ""
         )
@@ -238,17 +268,19 @@ def feature_schema(feature: Feature) -> dict[str, Any]:
             "description": f"Number (or numeric text); {span}"
             + ("blank or null when unknown." if feature.allows_missing else "required."),
         }
-    text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
+    known = {"type": "string", "enum": list(feature.categories), "title": "seen in training"}
+    text = {"type": "string", "maxLength": MAX_TEXT_CHARS, "title": "other text (a warning)"}
     if not feature.allows_missing:
         text["pattern"] = _NOT_BLANK
-    choices = [text, {"type": "number"}, {"type": "boolean"}]
+    choices = [known, text, {"type": "number"}, {"type": "boolean"}]
     if feature.allows_missing:
         choices.append({"type": "null"})
     shown = ", ".join(feature.categories[:30]) + (" …" if len(feature.categories) > 30 else "")
     return {
         "anyOf": choices,
         "description": f"Category; seen in training: {shown}. Another value is scored as none "
-        "of them, with a warning.",
+        "of them, with a warning"
+        + ("; null or blank when unknown." if feature.allows_missing else "."),
         "examples": list(feature.categories[:5]),
     }
 
@@ -343,5 +375,12 @@ def describe_model(document: dict[str, Any], schema: Schema, max_records: int) -
             for status, response in op.get("responses", {}).items():
                 if status.startswith(("4", "5")) and "content" not in response:
                     response["content"] = {"application/json": {"schema": ERROR}}
-    operation["responses"]["200"]["content"] = {"application/json": {"schema": RESULT}}
+    answer = operation["responses"]["200"]
+    answer["content"] = {"application/json": {"schema": result_schema(schema)}}
+    answer["headers"] = {
+        "X-Model-Version": {
+            "description": "The version of the model that answered.",
+            "schema": {"type": "string"},
+        }
+    }
     return document

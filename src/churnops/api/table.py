@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from churnops.api.body import BadRequestError
@@ -134,7 +134,7 @@ def scored_csv(
     labels: Sequence[str],
     probabilities: Sequence[float],
     positive_label: str,
-    warnings: dict[int, list[str]],
+    warnings: Mapping[int, Sequence[str]],
 ) -> bytes:
     """The file's rows with the score columns appended (replacing columns of the same names).
 

@@ -350,7 +350,22 @@ def predict(
         str, typer.Option("--model", help="Artifact directory or models:/NAME@ALIAS.")
     ],
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of customers.")],
-    out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", help="File to write (.csv, .parquet or .jsonl), or - for standard output."
+        ),
+    ],
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="csv, parquet or jsonl [default: by the --out suffix; csv for -]."
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int,
+        typer.Option("--batch-rows", min=1, help="Rows read, scored and written at a time."),
+    ] = 100_000,
     explain: Annotated[
         bool,
         typer.Option(
@@ -362,33 +377,39 @@ def predict(
     ] = False,
 ) -> None:
     """Score a file: each row gets churn_probability and prediction (and, with --explain,
-    base_value and contrib_<field> columns)."""
-    with user_errors():
-        from churnops.data.io import read_table, write_table
-        from churnops.inference import load_scorer
+    base_value and contrib_<field> columns).
 
+    The file is read, scored and written in batches of rows, so memory stays bounded.
+    """
+    with user_errors():
+        from churnops.data.batches import STDOUT
+        from churnops.data.batches import output_format as check_format
+        from churnops.inference import load_scorer
+        from churnops.workflows.scoring import score_file
+
+        check_format(out, output_format)  # an unknown suffix fails before the model loads
         artifact = open_model(model)
         scorer = load_scorer(artifact)
         if not scorer.fast:
             err_console.print(
                 f"[yellow]note:[/] scoring with the pipeline: {scorer.fallback_reason}"
             )
-        frame = read_table(data)
-        started = time.perf_counter()
-        columns = {name: frame[name] for name in frame.columns}
-        scores = scorer.score_columns(columns, len(frame), explain=explain)
-        seconds = time.perf_counter() - started
-        frame["churn_probability"] = scores.positive_probability
-        frame["prediction"] = scores.labels
-        if scores.explanation is not None:
-            explained = scores.explanation
-            frame["base_value"] = explained.base_value
-            for j, field in enumerate(explained.fields):
-                frame[f"contrib_{field}"] = explained.contributions[:, j]
-        path = write_table(frame, out)
-    warned = len(scores.warnings)
-    console.print(
-        f"scored {len(frame)} rows in {seconds:.2f} s with model {artifact.name} "
-        f"{artifact.version} ({scorer.runtime}); wrote {path}"
-        + (f"; {warned} rows had warnings (e.g. unseen categories)" if warned else "")
+        with err_console.status("scoring…") as status:  # shown on a terminal only
+            result = score_file(
+                scorer, data, out, output=output_format, rows=batch_rows, explain=explain,
+                on_batch=lambda rows: status.update(f"scored {rows:,} rows…"),
+            )  # fmt: skip
+    # With the scores on standard output, the summary goes to standard error.
+    say = err_console if out == STDOUT else console
+    say.print(
+        f"scored {result.rows} rows in {result.seconds:.2f} s with model {artifact.name} "
+        f"{artifact.version} ({result.runtime}); wrote {result.written}"
+        + (
+            f"; {result.warned_rows} rows had warnings (unseen categories or numbers outside "
+            "the training range)"
+            if result.warned_rows
+            else ""
+        ),
+        highlight=False,
+        soft_wrap=True,
     )

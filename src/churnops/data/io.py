@@ -14,7 +14,8 @@ CSV_SUFFIXES = {".csv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
-def _format(path: Path) -> str:
+def table_format(path: Path) -> str:
+    """``csv`` or ``parquet``, by the file's suffix; DataError for another suffix."""
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return "csv"
@@ -37,7 +38,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         of lists, structs or maps (Parquet); the message names the column.
     """
     path = Path(path)
-    kind = _format(path)
+    kind = table_format(path)
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     if not path.is_file():
@@ -46,7 +47,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if kind == "csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
         else:
-            _refuse_nested_columns(path)
+            check_flat_columns(path)
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty") from exc
@@ -62,7 +63,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _refuse_nested_columns(path: Path) -> None:
+def check_flat_columns(path: Path) -> None:
     """Refuse a Parquet file with a non-scalar column before its data is read.
 
     A churn table is flat: every cell one number, text, boolean or date. A list, struct, map
@@ -102,7 +103,7 @@ def _nested_kind(pa: Any, arrow_type: Any) -> str | None:
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as CSV or Parquet according to the extension of ``path``."""
     path = Path(path)
-    kind = _format(path)
+    kind = table_format(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind == "csv":

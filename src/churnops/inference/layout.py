@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MAX_PROBLEMS = 20
+# Known categories named in an unseen-category warning (the schema in /metadata has them all).
+SHOWN_CATEGORIES = 10
+WarningKind = Literal["unseen_category", "out_of_range"]
 _ABSENT = object()
 _REQUIRED = "a value is required"
 
@@ -75,12 +78,30 @@ class CategoricalColumn:
         return len(self.categories) + (1 if self.missing_is_category else 0)
 
 
+class InputWarning(str):
+    """A value scored with a caveat: the message, with the field and the kind attached.
+
+    It is its message (a ``str``: the API's ``warnings`` lists these texts), and says which
+    field and what kind of caveat it is, so the service can count warnings by field and kind.
+    """
+
+    __slots__ = ("field", "kind")
+    field: str
+    kind: WarningKind
+
+    def __new__(cls, message: str, field: str, kind: WarningKind) -> InputWarning:
+        warning = super().__new__(cls, message)
+        warning.field = field
+        warning.kind = kind
+        return warning
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A feature matrix and the warnings raised while building it."""
 
     matrix: np.ndarray
-    warnings: dict[int, list[str]]
+    warnings: dict[int, list[InputWarning]]
 
 
 @dataclass(frozen=True)
@@ -164,7 +185,7 @@ class FeatureLayout:
             raise RecordError([{"record": None, "field": None, "problem": "no records to score"}])
         matrix = np.zeros((len(records), self.width), dtype=np.float64)
         problems: list[dict[str, object]] = []
-        warnings: dict[int, list[str]] = {}
+        warnings: dict[int, list[InputWarning]] = {}
         n_numeric = len(self.numeric)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
@@ -201,7 +222,7 @@ class FeatureLayout:
                         problems.append(_problem(i, column.name, exc.problem))
                     else:
                         if isinstance(code, str):
-                            warnings.setdefault(i, []).append(_unseen(column, code))
+                            warnings.setdefault(i, []).append(unseen_category(column, code))
                         elif code >= 0:
                             row[offset + code] = 1.0
                 offset += column.width
@@ -225,7 +246,7 @@ class FeatureLayout:
             return None
         rows = len(records)
         matrix = np.zeros((rows, self.width), dtype=np.float64)
-        found: list[tuple[int, int, str]] = []  # (record, position of the field, warning)
+        found: list[tuple[int, int, InputWarning]] = []  # (record, position of the field, warning)
         for j, numeric in enumerate(self.numeric):
             numbers = _read_numbers(_field(records, numeric.name))
             if numbers is None or (not numeric.allows_missing and np.isnan(numbers).any()):
@@ -249,13 +270,13 @@ class FeatureLayout:
                 except _RefusedError:
                     return None
                 if isinstance(code, str):
-                    found.append((k, position, _unseen(column, code)))
+                    found.append((k, position, unseen_category(column, code)))
                     code = -1
                 codes[k] = code
             hit = codes >= 0
             matrix[every_row[hit], offset + codes[hit]] = 1.0
             offset += column.width
-        warnings: dict[int, list[str]] = {}
+        warnings: dict[int, list[InputWarning]] = {}
         for k, _, text in sorted(found, key=lambda w: (w[0], w[1])):
             warnings.setdefault(k, []).append(text)
         return Encoded(matrix, warnings)
@@ -280,9 +301,11 @@ class FeatureLayout:
 
         # Each column is read on its own (Arrow and numpy release the GIL: large batches use
         # every core), with its own problems and warnings, gathered in column order after.
-        def read(j: int) -> tuple[np.ndarray, list[tuple[int, int, str]], dict[int, list[str]]]:
+        def read(
+            j: int,
+        ) -> tuple[np.ndarray, list[tuple[int, int, str]], dict[int, list[InputWarning]]]:
             found: list[tuple[int, int, str]] = []
-            warned: dict[int, list[str]] = {}
+            warned: dict[int, list[InputWarning]] = {}
             if j < len(self.numeric):
                 numeric = self.numeric[j]
                 return _numbers(numeric, _cells(columns[numeric.name]), j, found), found, warned
@@ -299,7 +322,7 @@ class FeatureLayout:
         else:
             outcomes = [read(j) for j in positions]
         problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
-        warnings: dict[int, list[str]] = {}
+        warnings: dict[int, list[InputWarning]] = {}
         for _, found, warned in outcomes:
             problems += found
             for k, texts in warned.items():
@@ -571,7 +594,7 @@ def _category_codes(
     cells: _Cells,
     position: int,
     problems: list[tuple[int, int, str]],
-    warnings: dict[int, list[str]],
+    warnings: dict[int, list[InputWarning]],
 ) -> np.ndarray:
     """Position of each value in the column's one-hot block (-1: none), by :func:`_code`."""
     if cells.text is not None:
@@ -610,7 +633,7 @@ def _category_codes(
     for k, u in zip(rest[rows].tolist(), inverse[rows].tolist(), strict=True):
         outcome = decided[u]
         if isinstance(outcome, str):
-            warnings.setdefault(k, []).append(_unseen(column, outcome))
+            warnings.setdefault(k, []).append(unseen_category(column, outcome))
         elif isinstance(outcome, _RefusedError) and refused < MAX_PROBLEMS:
             problems.append((k, position, outcome.problem))
             refused += 1
@@ -637,10 +660,15 @@ def _distinct(array: np.ndarray) -> tuple[list[object], np.ndarray]:
     return uniques, inverse
 
 
-def _unseen(column: CategoricalColumn, category: str) -> str:
-    return (
-        f"field '{column.name}': category {quote_value(category)} was not seen in training; "
-        "scored as none of the known categories"
+def unseen_category(column: CategoricalColumn, category: str) -> InputWarning:
+    known = ", ".join(quote_value(c) for c in column.categories[:SHOWN_CATEGORIES])
+    if len(column.categories) > SHOWN_CATEGORIES:
+        known += f", … ({len(column.categories)} in all)"
+    return InputWarning(
+        f"field '{column.name}': category {quote_value(category)} was not seen in training "
+        f"(known: {known}); scored as none of the known categories",
+        column.name,
+        "unseen_category",
     )
 
 

@@ -17,8 +17,15 @@ from churnops.artifact import (
     ModelArtifact,
 )
 from churnops.errors import ArtifactError, ExplainError
-from churnops.inference.layout import CategoricalColumn, Encoded, FeatureLayout, NumericColumn
+from churnops.inference.layout import (
+    CategoricalColumn,
+    Encoded,
+    FeatureLayout,
+    InputWarning,
+    NumericColumn,
+)
 from churnops.inference.runtime import RUNTIMES, PipelineRuntime, Players, Runtime, load_runtime
+from churnops.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Scores:
 
     positive_probability: np.ndarray
     labels: list[str]
-    warnings: dict[int, list[str]]
+    warnings: dict[int, list[InputWarning]]
     positive_label: str
     explanation: Explanation | None = None
     """Only when asked for (``explain=True``)."""
@@ -81,6 +88,7 @@ class _Base:
     positive_label: str
     threshold: float
     layout: FeatureLayout
+    ranges: TrainingRanges
     model: Runtime
 
     def __init__(self, artifact: ModelArtifact, model: Runtime, classes: Sequence[Any]) -> None:
@@ -93,6 +101,7 @@ class _Base:
     def _scores(
         self, p: np.ndarray, encoded: Encoded, explanation: Explanation | None = None
     ) -> Scores:
+        self.ranges.check(encoded)
         negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
         labels = np.where(p >= self.threshold, self.positive_label, negative).tolist()
         return Scores(p, labels, encoded.warnings, self.positive_label, explanation)
@@ -100,6 +109,59 @@ class _Base:
     def cannot_explain(self) -> str | None:
         """Why this model's predictions cannot be explained, or None when they can."""
         return self.model.cannot_explain()
+
+
+# Batches up to this many records are checked against the training ranges in plain Python.
+FEW_RECORDS = 4
+
+
+class TrainingRanges:
+    """The range of each numeric column seen in training, to flag values outside it.
+
+    Such a value is scored as given (the model never saw one like it, so its score is an
+    extrapolation) and reported as an ``out_of_range`` warning of its record.
+    """
+
+    def __init__(self, layout: FeatureLayout, schema: Schema) -> None:
+        features = {f.name: f for f in schema.numeric}
+        self.names = [c.name for c in layout.numeric]
+        lows, highs = [], []
+        for name in self.names:
+            feature = features.get(name)
+            low = feature.minimum if feature is not None else None
+            high = feature.maximum if feature is not None else None
+            lows.append(-np.inf if low is None else low)
+            highs.append(np.inf if high is None else high)
+        self.low = np.array(lows, dtype=np.float64)
+        self.high = np.array(highs, dtype=np.float64)
+        self.bounds = list(zip(self.low.tolist(), self.high.tolist(), strict=True))
+
+    def check(self, encoded: Encoded) -> None:
+        """Add a warning to ``encoded`` for every numeric value outside its training range."""
+        block = encoded.matrix[:, : len(self.names)]
+        if len(block) <= FEW_RECORDS:
+            # A few records (the API's common case): compared in Python, several times faster
+            # than numpy's per-call overhead. NaN (missing) compares false either way.
+            bounds = self.bounds
+            outside: list[Any] = [
+                (i, j)
+                for i, row in enumerate(block.tolist())
+                for j, (value, (low, high)) in enumerate(zip(row, bounds, strict=True))
+                if value < low or value > high
+            ]
+        else:
+            outside = np.argwhere((block < self.low) | (block > self.high)).tolist()
+        for i, j in outside:
+            value, low, high = float(block[i, j]), float(self.low[j]), float(self.high[j])
+            side = "below" if value < low else "above"
+            encoded.warnings.setdefault(i, []).append(
+                InputWarning(
+                    f"field '{self.names[j]}': {value:.15g} is {side} the range seen in "
+                    f"training ({low:.15g} to {high:.15g}); scored as given",
+                    self.names[j],
+                    "out_of_range",
+                )
+            )
 
 
 class FastScorer(_Base):
@@ -128,6 +190,7 @@ class FastScorer(_Base):
             except ExplainError as exc:
                 self._no_reference = str(exc)
         self.players = Players(self.layout.field_of_column, len(self.layout.fields), reference)
+        self.ranges = TrainingRanges(self.layout, artifact.schema)
 
     def cannot_explain(self) -> str | None:
         return self.explainer.cannot_explain() or self._no_reference
@@ -175,6 +238,7 @@ class PipelineScorer(_Base):
                     for f in schema.categorical
                 ),
             )
+        self.ranges = TrainingRanges(self.layout, artifact.schema)
         self._names = [c.name for c in self.layout.numeric] + [
             c.name for c in self.layout.categorical
         ]

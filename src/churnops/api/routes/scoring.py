@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, TypeVar, TypeVarTuple
 
@@ -60,6 +61,10 @@ QUERY_PARAMETERS = frozenset({"explain", "top"})
     summary="Predict churn for customer records",
     description="Send a JSON array of customer records (values as JSON strings or numbers; "
     "extra keys such as an ID are ignored). The request schema below is the served model's. "
+    "Each record gets `prediction` (the class), `probability` (of that class, as the chapter's "
+    "API answers), `churn_probability` (of the positive class, the column `churnops predict` "
+    "writes), `probabilities` (of each class) and `warnings` (unseen categories and numbers "
+    "outside the training range: scored, and named here). "
     "With `explain=true` each record's result also holds `explanation`: `base_value` and the "
     "`top` fields' `contributions` (Shapley values) to the log-odds of the positive class, "
     "largest first; base_value plus all fields' contributions is log(p / (1 - p)) of its "
@@ -154,7 +159,7 @@ class Scored(NamedTuple):
     labels: list[str]
     probabilities: list[float]  # of the positive class
     request_body: bytes | bytearray  # as received: the prediction log parses it again
-    warnings: dict[int, list[str]]
+    warnings: Mapping[int, Sequence[str]]
 
 
 def _explanation_size(scorer: Scorer, explain: bool, top: int | None) -> int | None:
@@ -267,13 +272,19 @@ def score_records(
     negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
     p = scores.positive_probability.tolist()
     result: dict[str, Any] = {}
+    warnings = scores.warnings
     for i, (label, p_positive) in enumerate(zip(scores.labels, p, strict=True)):
         result[str(i)] = {
             "prediction": label,
             "probability": p_positive if label == positive else 1.0 - p_positive,
+            "churn_probability": p_positive,
             "probabilities": {negative: 1.0 - p_positive, positive: p_positive},
-            "warnings": scores.warnings.get(i, []),
+            "warnings": warnings.get(i, []),
         }
+    if warnings:
+        counts = Counter((w.field, w.kind) for found in warnings.values() for w in found)
+        for (field, kind), count in counts.items():
+            metrics.input_warnings.labels(field, kind).inc(count)
     if explain_top is not None and scores.explanation is not None:
         add_explanations(result, records, scores.explanation, explain_top)
     positives = sum(1 for label in scores.labels if label == positive)
