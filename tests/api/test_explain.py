@@ -48,7 +48,13 @@ def test_default_response_is_unchanged(explaining):
     assert plain.status_code == 200
     assert _post(client, body, "?explain=false").content == plain.content
     for result in plain.json().values():
-        assert set(result) == {"prediction", "probability", "probabilities", "warnings"}
+        assert set(result) == {
+            "prediction",
+            "probability",
+            "churn_probability",
+            "probabilities",
+            "warnings",
+        }
 
 
 def test_explanation_shape_order_and_values_as_received(explaining):
