@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TELCO = REPO.parent / "shared" / "data" / "telco-churn-train.csv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A home for what module- and session-scoped fixtures start (apps, prediction logs): they
+    are set up before the per-test home below, and would otherwise write into the working tree."""
+    os.environ["CHURN_HOME"] = str(Path(tempfile.mkdtemp(prefix="churnops-tests-")) / ".churnops")
 
 
 @pytest.fixture(autouse=True)

@@ -82,7 +82,9 @@ def test_openapi_is_valid_31_and_names_every_feature_of_the_served_model(served)
     example = operation["requestBody"]["content"]["application/json"]["example"]
     response = client.post("/predict", json=example, auth=AUTH)
     assert response.status_code == 200, response.text
-    assert set(response.json()["0"]) == set(fields)
+    assert set(response.json()["0"]) == set(fields) - {"explanation"}  # only with explain=true
+    explained = client.post("/predict?explain=true", json=example, auth=AUTH)
+    assert set(explained.json()["0"]) == set(fields)
 
 
 def test_the_docs_page_offers_a_basic_login(client):

@@ -205,8 +205,7 @@ def result_schema(schema: Schema) -> dict[str, Any]:
                     "items": {"type": "string"},
                     "description": WARNINGS_DESCRIPTION,
                 },
-            },
-            "explanation": {
+                "explanation": {
                 "type": "object",
                 "required": ["base_value", "contributions"],
                 "description": "Only with explain=true: base_value plus every field's "
@@ -233,6 +232,7 @@ def result_schema(schema: Schema) -> dict[str, Any]:
                             },
                         },
                     },
+                },
                 },
             },
         },

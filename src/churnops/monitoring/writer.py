@@ -20,7 +20,9 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.util
+import os
 import signal
+import socket
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -84,7 +86,7 @@ class PredictionWriter(BoundedLog):
         child_end.close()
         # At interpreter exit, before multiprocessing joins its children: closing the pipe is
         # what lets the child finish (an app whose shutdown never ran must not hang the exit).
-        multiprocessing.util.Finalize(self, self._pipe.close, exitpriority=100)
+        multiprocessing.util.Finalize(self, _hang_up, (self._pipe,), exitpriority=100)
         self._await_ready()
         self._send_lock = threading.Lock()
         self._flush_wanted = False
@@ -190,6 +192,16 @@ class PredictionWriter(BoundedLog):
                 f"prediction log writer for {self.store.shown} {why}: {lost} records not logged"
             )
             self._settle(lost, written=False)
+
+
+def _hang_up(pipe: Connection) -> None:
+    """End the pipe for both sides: the child reads EOF, and so does the receiver thread."""
+    try:
+        end = socket.socket(fileno=os.dup(pipe.fileno()))
+    except (OSError, ValueError):  # already closed
+        return
+    with end, contextlib.suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
 
 
 # The child process.
