@@ -13,12 +13,21 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from churnops.cli.app import UriOption, app, console, err_console, user_errors
+from churnops.cli.engines import (
+    DEFAULT_SAMPLE_ROWS,
+    Engine,
+    EngineOption,
+    SampleRowsOption,
+    SchedulerOption,
+)
 from churnops.workflows.models import open_model, project_home, tracking_uri
 
 if TYPE_CHECKING:
     from churnops.artifact import ModelArtifact
     from churnops.pipeline.build import AutoMLSettings
     from churnops.pipeline.evaluate import ThresholdPolicy
+    from churnops.pipeline.train import TrainResult
+    from churnops.workflows.training import TrainRequest
 
 T = TypeVar("T")
 DEFAULT_SYNTHETIC_ROWS = 5000
@@ -102,6 +111,9 @@ def train(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment.")
     ] = "churnops",
+    engine: EngineOption = Engine.LOCAL,
+    scheduler: SchedulerOption = None,
+    sample_rows: SampleRowsOption = DEFAULT_SAMPLE_ROWS,
 ) -> None:
     """Search, fit and evaluate a churn model; export it as a verified artifact."""
     from churnops.data.dataset import DataSpec
@@ -125,21 +137,14 @@ def train(
             experiment=experiment,
             register=register,
         )
-        dataset = training.load_training_data(request)
-        if dataset.synthetic:
-            err_console.print(
-                f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
-                "(Telco-like, not real). Pass --data FILE to train on your own table."
-            )
-        for note in dataset.notes:
-            err_console.print(f"[yellow]note:[/] {note}")
-        console.print(
-            f"data: {dataset.source} — {dataset.rows} rows, {len(dataset.feature_names)} features"
-        )
         if not verbose:
             logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
-        budget = request.settings.time_budget
-        result = _with_progress(lambda: training.fit(request, dataset), budget)
+        if engine is Engine.DASK:
+            from churnops.cli.engines import train_on_dask
+
+            result = train_on_dask(request, scheduler, sample_rows, _with_progress)
+        else:
+            result = _train_locally(request, rows)
         outcome = training.export_and_record(request, result)
         _print_summary(outcome.artifact)
         if outcome.run_id is not None:
@@ -151,6 +156,24 @@ def train(
                 f"registered as {register} version {outcome.registered_version} "
                 f"(promote: churnops models promote {register} {outcome.registered_version})"
             )
+
+
+def _train_locally(request: TrainRequest, rows: int) -> TrainResult:
+    from churnops.workflows import training
+
+    dataset = training.load_training_data(request)
+    if dataset.synthetic:
+        err_console.print(
+            f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
+            "(Telco-like, not real). Pass --data FILE to train on your own table."
+        )
+    for note in dataset.notes:
+        err_console.print(f"[yellow]note:[/] {note}")
+    console.print(
+        f"data: {dataset.source} — {dataset.rows} rows, {len(dataset.feature_names)} features"
+    )
+    budget = request.settings.time_budget
+    return _with_progress(lambda: training.fit(request, dataset), budget)
 
 
 def automl_settings(
@@ -258,10 +281,29 @@ def predict(
     model: Annotated[
         str, typer.Option("--model", help="Artifact directory or models:/NAME@ALIAS.")
     ],
-    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of customers.")],
-    out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="CSV or Parquet file of customers (dask: or a folder of them)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="CSV or Parquet file to write (dask: a new folder).")
+    ],
+    engine: EngineOption = Engine.LOCAL,
+    scheduler: SchedulerOption = None,
 ) -> None:
-    """Score a file: each row gets churn_probability and prediction."""
+    """Score a file: each row gets churn_probability and prediction.
+
+    With --engine dask, --data may be a file or a folder of CSV or Parquet files larger than
+    memory, and --out is a new folder receiving one Parquet part per partition, in input order.
+    """
+    if engine is Engine.DASK:
+        from churnops.cli.engines import predict_on_dask
+
+        with user_errors():
+            predict_on_dask(model, data, out, scheduler)
+        return
     with user_errors():
         from churnops.data.io import read_table, write_table
         from churnops.inference import load_scorer

@@ -47,17 +47,22 @@ class TrainOutcome:
     registered_version: str | None = None
 
 
-def load_training_data(request: TrainRequest) -> Dataset:
-    """Check the request and read its data, before any search time is spent.
-
-    The tracking store is checked first, so a bad URI costs seconds, not a time budget.
-    """
+def check_request(request: TrainRequest) -> None:
+    """Check what can be checked in seconds: registration needs tracking, the store answers."""
     if request.register and request.tracking_uri is None:
         raise ConfigError("--register needs tracking; drop --no-tracking")
     if request.tracking_uri is not None:
         from churnops.registry.tracking import check_tracking
 
         check_tracking(request.tracking_uri)
+
+
+def load_training_data(request: TrainRequest) -> Dataset:
+    """Check the request and read its data, before any search time is spent.
+
+    The tracking store is checked first, so a bad URI costs seconds, not a time budget.
+    """
+    check_request(request)
     from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
 
     if request.data is None:
