@@ -25,6 +25,7 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -207,7 +208,8 @@ class ScorerPlugin(WorkerPlugin):
 
     def __init__(self, files: dict[str, bytes], key: str) -> None:
         self.files = files
-        self.name = f"churnops-scorer-{key}"
+        # Unique per run: two runs of one model on a shared cluster do not remove each other's.
+        self.name = f"churnops-scorer-{key}-{uuid.uuid4().hex[:8]}"
         self.scorer: Scorer | None = None
         self._folder: str | None = None
 
