@@ -61,6 +61,7 @@ def predict_on_dask(model: str, data: Path, out: Path, scheduler: str | None) ->
     from churnops.workflows.models import open_model
 
     artifact = open_model(model)
+    dask_engine.check_scoring(artifact, data, out)
     with dask_engine.dask_client(dask_engine.ClusterSpec(scheduler=scheduler)) as client:
         done = dask_engine.score_on_dask(artifact, data, out, client)
     rate = done.rows / done.seconds if done.seconds > 0 else float("nan")

@@ -234,6 +234,21 @@ def _artifact_files(artifact: ModelArtifact) -> dict[str, bytes]:
     return files
 
 
+def check_scoring(artifact: ModelArtifact, data: Path, out: Path) -> str:
+    """Refuse, in seconds and before a cluster starts, what :func:`score_on_dask` would refuse.
+
+    Returns the name of the runtime that will score.
+    """
+    runtime = load_scorer(artifact, allow_fallback=False).runtime  # pickle-free, or refused
+    _source(data.absolute())
+    out = out.absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(
+            f"{out}: the output must be a new or empty folder (it receives Parquet parts)"
+        )
+    return runtime
+
+
 def score_on_dask(
     artifact: ModelArtifact,
     data: Path,
@@ -254,13 +269,8 @@ def score_on_dask(
         Unreadable input, ``out`` not a new or empty folder, or a record the model refuses
         (the message names the partition and the record within it).
     """
-    # Refuse a model without a pickle-free form before any work.
-    runtime = load_scorer(artifact, allow_fallback=False).runtime
+    runtime = check_scoring(artifact, data, out)
     out = out.absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(
-            f"{out}: the output must be a new or empty folder (it receives Parquet parts)"
-        )
     table = read_partitions(data, blocksize)
     meta = table._meta.assign(
         churn_probability=np.array([], dtype=np.float64),
