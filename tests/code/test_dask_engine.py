@@ -144,6 +144,18 @@ def test_cli_with_a_bad_scheduler_prints_one_line(synthetic_model, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_scheduler_without_the_dask_engine_is_refused(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            *("predict", "--scheduler", "tcp://127.0.0.1:9", "--model", "m"),
+            *("--data", "d.csv", "--out", "o.csv"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--scheduler is for --engine dask" in result.output
+
+
 @pytest.mark.parametrize("command", ["predict", "train"])
 def test_without_dask_the_engine_names_the_extra(command, tmp_path):
     args = (

@@ -55,6 +55,14 @@ SampleRowsOption = Annotated[
 DEFAULT_SAMPLE_ROWS = 100_000
 
 
+def check_engine(engine: Engine, scheduler: str | None) -> None:
+    """Refuse a scheduler address without ``--engine dask`` rather than ignore it."""
+    if scheduler and engine is not Engine.DASK:
+        from churnops.errors import ConfigError
+
+        raise ConfigError("--scheduler is for --engine dask; add --engine dask or drop it")
+
+
 def predict_on_dask(model: str, data: Path, out: Path, scheduler: str | None) -> None:
     """Score ``data`` on Dask into the Parquet folder ``out`` and print what was done."""
     from churnops.workflows import dask_engine

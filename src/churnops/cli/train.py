@@ -19,6 +19,7 @@ from churnops.cli.engines import (
     EngineOption,
     SampleRowsOption,
     SchedulerOption,
+    check_engine,
 )
 from churnops.workflows.models import open_model, project_home, tracking_uri
 
@@ -120,6 +121,7 @@ def train(
     from churnops.workflows import training
 
     with user_errors():
+        check_engine(engine, scheduler)
         if no_tracking and not register:
             err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         request = training.TrainRequest(
@@ -305,6 +307,7 @@ def predict(
             predict_on_dask(model, data, out, scheduler)
         return
     with user_errors():
+        check_engine(engine, scheduler)
         from churnops.data.io import read_table, write_table
         from churnops.inference import load_scorer
 
