@@ -65,6 +65,9 @@ frame["prediction"] = scores.labels
 write_table(frame, out)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        peak = int(line.split()[1]) * 1024
 print(json.dumps({"rows": len(frame), "seconds": seconds, "peak": peak}))
 """
 
@@ -115,6 +118,16 @@ def run_local(model: Path, data: Path, out: Path) -> dict[str, float]:
 
 
 def _peak_rss() -> int:
+    """This process's peak resident memory (VmHWM).
+
+    Not ``ru_maxrss``: across fork and exec Linux carries the parent's peak into it, so a
+    worker started by a large process would report the parent's size.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
