@@ -231,4 +231,5 @@ def test_dask_training_gives_a_servable_model_as_good_as_local_training(tmp_path
     local_artifact = export_model(local, tmp_path / "local-model")
     local_scores = load_scorer(local_artifact).score_columns(columns, len(held_out))
     local_auc = roc_auc_score(is_churn, local_scores.positive_probability)
+    print(f"held-out ROC AUC: dask {dask_auc:.4f}, local {local_auc:.4f}")
     assert abs(dask_auc - local_auc) <= 0.01, (dask_auc, local_auc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -123,8 +124,14 @@ def refit_on_dask(
     )
     X, y = encoded.drop(columns=[LABEL]), encoded[LABEL]
     model = DaskLGBMClassifier(client=client, **params)
-    model.fit(X, y)
+    with warnings.catch_warnings():
+        # lightgbm.dask sets each worker's threads itself and says so for the n_jobs it is given.
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+        model.fit(X, y)
     local = model.to_local()
+    # The pipeline hands the model the prepare step's matrix, without column names, as in a
+    # local fit; the partitions' names ("Column_i", LightGBM's own) are kept in the model file.
+    local._fitted_with_feature_names = False
 
     automl = copy.deepcopy(result.search.evaluated_pipeline.named_steps["automl"])
     automl.model._model = local  # the FLAML learner's fitted estimator: now the full-data fit

@@ -108,7 +108,9 @@ def dask_client(spec: ClusterSpec) -> Iterator[Client]:
             threads_per_worker=spec.threads_per_worker,
             memory_limit=spec.memory_limit if spec.memory_limit is not None else "auto",
             processes=True,  # LightGBM's distributed training needs one process per worker
-            dashboard_address=None,
+            # The scheduler serves HTTP (health, and the dashboard when bokeh is installed)
+            # even without a dashboard: on a free port, never colliding with another cluster.
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
