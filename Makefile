@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOME_DIR ?= .churnops
 MODEL_DIR ?= $(HOME_DIR)/models/demo
 
-.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-repeat bench-serving bench-load screenshots
+.PHONY: run install train serve test test-fast test-container image lint format clean bench-quality bench-repeat bench-serving bench-load screenshots bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,9 @@ bench-quality: install  ## churnops train vs reference models on Telco and the d
 
 bench-repeat: install  ## the same churnops train 3× per table: spread and time budget → docs/repeatability.md
 	$(BIN)/python bench/repeat.py
+
+bench-scale: install  ## batch scoring of 10M rows: local vs Dask with 1 and 2 workers → docs/scaling.md
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -67,6 +67,8 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with ``code``."""
+    # Escaped: a message may hold brackets (an extra such as churnops[dask], a list) that rich
+    # would otherwise read as markup and drop.
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

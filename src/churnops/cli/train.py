@@ -14,6 +14,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from churnops.cli.app import UriOption, app, console, err_console, user_errors
+from churnops.cli.engines import (
+    DEFAULT_SAMPLE_ROWS,
+    Engine,
+    EngineOption,
+    SampleRowsOption,
+    SchedulerOption,
+    check_engine,
+)
 from churnops.workflows.models import open_model, project_home, tracking_uri
 
 if TYPE_CHECKING:
@@ -21,6 +29,8 @@ if TYPE_CHECKING:
     from churnops.pipeline.build import AutoMLSettings
     from churnops.pipeline.evaluate import ThresholdPolicy
     from churnops.pipeline.progress import SearchProgress
+    from churnops.pipeline.train import TrainResult
+    from churnops.workflows.training import TrainRequest
 
 DEFAULT_SYNTHETIC_ROWS = 5000
 ESTIMATORS_HELP = "Comma-separated: lgbm, rf, extra_tree, lgbm_linear (LightGBM, linear leaves)."
@@ -120,12 +130,16 @@ def train(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment.")
     ] = "churnops",
+    engine: EngineOption = Engine.LOCAL,
+    scheduler: SchedulerOption = None,
+    sample_rows: SampleRowsOption = DEFAULT_SAMPLE_ROWS,
 ) -> None:
     """Search, fit and evaluate a churn model; export it as a verified artifact.
 
     Every option is checked, and the table's columns against them, before the search starts.
     """
     with user_errors():
+        check_engine(engine, scheduler)
         from churnops.data.dataset import DataSpec
         from churnops.workflows import training
 
@@ -136,6 +150,8 @@ def train(
             _split(drop_columns),
             require_id_columns=id_columns is not None,
         )
+        if no_tracking and not register:
+            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         request = training.TrainRequest(
             settings=automl_settings(
                 time_budget, max_iter, metric, estimators, seed, refit, eval_method
@@ -152,24 +168,14 @@ def train(
             register=register,
             force=force,
         )
-        dataset = training.load_training_data(request)
-        if no_tracking and not register:
-            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
-        if dataset.synthetic:
-            err_console.print(
-                f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
-                "(Telco-like, not real). Pass --data FILE to train on your own table."
-            )
-        for note in dataset.notes:
-            err_console.print(f"[yellow]note:[/] {note}")
-        console.print(
-            f"data: {dataset.source} — {dataset.rows} rows, {len(dataset.feature_names)} features"
-        )
         status = SearchStatus(request.settings, status_every)
-        with status:
-            result = training.fit(
-                request, dataset, status.update, _flaml_echo() if verbose else None
-            )
+        echo = _flaml_echo() if verbose else None
+        if engine is Engine.DASK:
+            from churnops.cli.engines import train_on_dask
+
+            result = train_on_dask(request, scheduler, sample_rows, status, echo)
+        else:
+            result = _train_locally(request, rows, status, echo)
         outcome = training.export_and_record(request, result)
         _print_summary(outcome.artifact)
         if outcome.run_id is not None:
@@ -190,6 +196,26 @@ def _flaml_echo() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logger_formatter)
     return handler
+
+
+def _train_locally(
+    request: TrainRequest, rows: int, status: SearchStatus, echo: logging.Handler | None
+) -> TrainResult:
+    from churnops.workflows import training
+
+    dataset = training.load_training_data(request)
+    if dataset.synthetic:
+        err_console.print(
+            f"[bold yellow]note:[/] no --data given: training on {rows} SYNTHETIC customers "
+            "(Telco-like, not real). Pass --data FILE to train on your own table."
+        )
+    for note in dataset.notes:
+        err_console.print(f"[yellow]note:[/] {note}")
+    console.print(
+        f"data: {dataset.source} — {dataset.rows} rows, {len(dataset.feature_names)} features"
+    )
+    with status:
+        return training.fit(request, dataset, status.update, echo)
 
 
 def automl_settings(
@@ -349,11 +375,18 @@ def predict(
     model: Annotated[
         str, typer.Option("--model", help="Artifact directory or models:/NAME@ALIAS.")
     ],
-    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of customers.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="CSV or Parquet file of customers (dask: or a folder of them)."
+        ),
+    ],
     out: Annotated[
         str,
         typer.Option(
-            "--out", help="File to write (.csv, .parquet or .jsonl), or - for standard output."
+            "--out",
+            help="File to write (.csv, .parquet or .jsonl), or - for standard output "
+            "(dask: a new folder of Parquet parts).",
         ),
     ],
     output_format: Annotated[
@@ -375,13 +408,31 @@ def predict(
             "base_value plus the contrib_ columns is the log-odds of churn_probability.",
         ),
     ] = False,
+    engine: EngineOption = Engine.LOCAL,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Score a file: each row gets churn_probability and prediction (and, with --explain,
     base_value and contrib_<field> columns).
 
-    The file is read, scored and written in batches of rows, so memory stays bounded.
+    The file is read, scored and written in batches of rows, so memory stays bounded. With
+    --engine dask, --data may be a file or a folder of CSV or Parquet files larger than memory,
+    and --out is a new folder receiving one Parquet part per partition, in input order.
     """
+    if engine is Engine.DASK:
+        from churnops.cli.engines import predict_on_dask
+
+        with user_errors():
+            if explain or output_format is not None or out == "-":
+                from churnops.errors import ConfigError
+
+                raise ConfigError(
+                    "--engine dask writes a folder of Parquet parts; "
+                    "--explain, --format and --out - are for the local engine"
+                )
+            predict_on_dask(model, data, Path(out), scheduler)
+        return
     with user_errors():
+        check_engine(engine, scheduler)
         from churnops.data.batches import STDOUT
         from churnops.data.batches import output_format as check_format
         from churnops.inference import load_scorer

@@ -69,6 +69,19 @@ class SearchOutcome:
 
 
 @dataclass(frozen=True)
+class FullTable:
+    """A table too large for memory, of which the in-memory ``Dataset`` is a sample.
+
+    Set when the final model was fitted on every row of the table by a distributed engine
+    (:mod:`churnops.pipeline.dask_refit`); the manifest then describes this table.
+    """
+
+    source: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """A fitted Pipeline with everything measured while fitting it."""
 
@@ -82,6 +95,7 @@ class TrainResult:
     metrics: dict[str, Any]  # held-out metrics of search.evaluated_pipeline
     test_scores: np.ndarray
     search: SearchOutcome
+    full_table: FullTable | None = None  # the whole table, when the Dataset is its sample
 
     @property
     def train(self) -> Dataset:
@@ -352,21 +366,33 @@ def export_model(
     positive = result.schema.positive_label
     test_positive = (result.test.y == positive).to_numpy()
     train_rate = float((result.train.y == positive).mean())
+    data: dict[str, Any] = {
+        "source": dataset.source,
+        "sha256": dataset.sha256,
+        "rows": dataset.rows,
+        "train_rows": result.train.rows,
+        "validation_rows": validation.rows if validation is not None else 0,
+        "test_rows": result.test.rows,
+        # Rows the exported model was fitted on: all of them after a refit.
+        "final_fit_rows": result.final_rows.rows,
+        "synthetic": dataset.synthetic,
+        "notes": list(dataset.notes),
+    }
+    if result.full_table is not None:
+        # Train, validation and test rows are parts of the in-memory sample; the final fit
+        # read the whole table.
+        full = result.full_table
+        data.update(
+            source=full.source,
+            sha256=full.sha256,
+            rows=full.rows,
+            final_fit_rows=full.rows,
+            sample_rows=dataset.rows,
+        )
     description = ModelDescription.model_validate(
         {
             "name": name,
-            "data": {
-                "source": dataset.source,
-                "sha256": dataset.sha256,
-                "rows": dataset.rows,
-                "train_rows": result.train.rows,
-                "validation_rows": validation.rows if validation is not None else 0,
-                "test_rows": result.test.rows,
-                # Rows the exported model was fitted on: all of them after a refit.
-                "final_fit_rows": result.final_rows.rows,
-                "synthetic": dataset.synthetic,
-                "notes": list(dataset.notes),
-            },
+            "data": data,
             "schema": result.schema.to_dict(),
             "settings": {
                 "automl": result.settings.to_dict(),

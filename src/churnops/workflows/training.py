@@ -52,12 +52,9 @@ class TrainOutcome:
     registered_version: str | None = None
 
 
-def load_training_data(request: TrainRequest) -> Dataset:
-    """Check the request and read its data, before any search time is spent.
-
-    The output directory and the tracking store are checked first, so a model in the way or a
-    bad URI costs seconds, not a time budget.
-    """
+def check_request(request: TrainRequest) -> None:
+    """Check what can be checked in seconds: the output directory is free (or ``force``),
+    registration needs tracking, the tracking store answers."""
     from churnops.artifact.writer import occupied
 
     if not request.force and occupied(request.out):
@@ -71,6 +68,15 @@ def load_training_data(request: TrainRequest) -> Dataset:
         from churnops.registry.tracking import check_tracking
 
         check_tracking(request.tracking_uri)
+
+
+def load_training_data(request: TrainRequest) -> Dataset:
+    """Check the request and read its data, before any search time is spent.
+
+    The output directory and the tracking store are checked first, so a model in the way or a
+    bad URI costs seconds, not a time budget.
+    """
+    check_request(request)
     from churnops.data.dataset import DataSpec, load_dataset, synthetic_dataset
 
     _return_freed_memory()
