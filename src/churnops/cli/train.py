@@ -150,8 +150,6 @@ def train(
             _split(drop_columns),
             require_id_columns=id_columns is not None,
         )
-        if no_tracking and not register:
-            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         request = training.TrainRequest(
             settings=automl_settings(
                 time_budget, max_iter, metric, estimators, seed, refit, eval_method
@@ -177,6 +175,8 @@ def train(
         else:
             result = _train_locally(request, rows, status, echo)
         outcome = training.export_and_record(request, result)
+        if no_tracking and not register:
+            err_console.print("[yellow]note:[/] --no-tracking: this run is not recorded in MLflow")
         _print_summary(outcome.artifact)
         if outcome.run_id is not None:
             console.print(
