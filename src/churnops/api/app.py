@@ -107,6 +107,8 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     authenticate = authenticator(
         credentials, FailedAuthThrottle(settings.auth_failures, settings.auth_window), metrics
     )
+    app.state.authenticate = authenticate
+    app.include_router(scoring.predict_router)  # authenticates in the route (routes/scoring.py)
     app.include_router(scoring.router, dependencies=[Depends(authenticate)])
     app.include_router(feedback.router, dependencies=[Depends(authenticate)])
     app.include_router(ui.router, dependencies=[Depends(authenticate)])

@@ -82,7 +82,7 @@ class BasicAuth(HTTPBasic):
             raise HTTPException(401, "missing or wrong credentials", headers=CHALLENGE)
 
 
-async def no_authentication() -> None:
+async def no_authentication(request: Request) -> None:
     """The dependency used when the server runs without authentication."""
 
 
