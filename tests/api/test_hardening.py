@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from churnops.api.app import create_app
 from churnops.api.body import WHOLE_PARSE_BYTES, BodyBudget, ServerBusyError, parse_records
+from churnops.api.routes.scoring import SCORING_WHOLE_PARSE_BYTES
 from churnops.artifact import load_artifact
 from churnops.errors import ChurnopsError, ConfigError, LimitError, RecordError
 from churnops.inference import load_scorer
@@ -215,11 +216,11 @@ def test_body_budget_refuses_past_its_limit_and_frees_what_a_request_held():
 
 
 def test_an_integer_beyond_float64_in_a_large_body_is_a_422(large_client):
-    records = payload("chapter_request.json") * 200  # parsed element by element
+    records = payload("chapter_request.json") * 2_500  # over 1 MiB: parsed element by element
     body = (
         json.dumps(records).encode().replace(b'"tenure": 1,', b'"tenure": 1' + b"0" * 400 + b",", 1)
     )
-    assert len(body) > WHOLE_PARSE_BYTES
+    assert len(body) > SCORING_WHOLE_PARSE_BYTES
     response = large_client.post(
         "/predict", content=body, auth=AUTH, headers={"Content-Type": "application/json"}
     )

@@ -157,8 +157,14 @@ async def read_body(
     return body
 
 
-def parse_records(body: bytes | bytearray, max_records: int) -> list[Any]:
+def parse_records(
+    body: bytes | bytearray, max_records: int, whole_parse_bytes: int = WHOLE_PARSE_BYTES
+) -> list[Any]:
     """Parse a JSON array of customer objects, refusing more than ``max_records`` as it goes.
+
+    Bodies up to ``whole_parse_bytes`` are parsed whole by orjson, larger ones element by element
+    (slower, but the memory of a hostile body such as ``[[],[],…]`` is counted as it grows). A
+    caller that parses at most a few bodies at once may raise the bound.
 
     Raises
     ------
@@ -171,7 +177,7 @@ def parse_records(body: bytes | bytearray, max_records: int) -> list[Any]:
     """
     if not body or body.isspace():
         raise BadRequestError("empty body: send a JSON array of customer objects")
-    if len(body) <= WHOLE_PARSE_BYTES:
+    if len(body) <= whole_parse_bytes:
         try:
             records = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
