@@ -167,10 +167,10 @@ class PredictionWriter(BoundedLog):
             try:
                 message = self._pipe.recv()
             except (EOFError, OSError):
-                self._alive = False
                 if self._close_timeout is None:
                     log.error(f"prediction log writer for {self.store.shown} exited")
                     self._lose("exited")
+                self._alive = False  # after the loss is counted: who sees it gone sees the count
                 return
             kind = message[0]
             if kind == "settled":
