@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import free_port  # bench/serving.py
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TELCO = REPO.parent / "shared" / "data" / "telco-churn-train.csv"
@@ -40,12 +42,6 @@ DEFAULT_MODEL = REPO / ".churnops" / "models" / "screenshots"
 CUSTOMER = json.loads((REPO / "tests" / "testdata" / "chapter_request.json").read_text())[0]
 UPLOAD_ROWS = 200
 WAIT = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def train_model(data: Path | None, out: Path) -> Path:

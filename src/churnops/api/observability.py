@@ -36,27 +36,25 @@ class JsonFormatter(logging.Formatter):
               "model_version")  # fmt: skip
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self.FIELDS:
-            if hasattr(record, name):
-                line[name] = getattr(record, name)
+        fields = {name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)}
         if record.exc_info:
             # The whole traceback, in the one line (a log line; never a response).
-            line["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+            fields["error"] = self.formatException(record.exc_info)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), fields)
 
     def access(self, when: float, fields: dict[str, Any]) -> str:
         """The access line of a request, as ``format`` writes the record ``access_log`` makes."""
-        line: dict[str, Any] = {
+        return self.line(when, "INFO", access_log.name, "request", fields)
+
+    def line(
+        self, when: float, level: str, logger: str, message: str, fields: dict[str, Any]
+    ) -> str:
+        """One JSON object: time, level, logger, message, then the fields."""
+        line = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(when)),
-            "level": "info",
-            "logger": access_log.name,
-            "message": "request",
+            "level": level.lower(),
+            "logger": logger,
+            "message": message,
             **fields,
         }
         return orjson.dumps(line, default=str).decode()

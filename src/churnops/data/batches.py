@@ -23,7 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from churnops.data.io import CSV_SUFFIXES, PARQUET_SUFFIXES, check_flat_columns, table_format
+from churnops.data.io import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_flat_columns,
+    table_file,
+)
 from churnops.errors import DataError
 
 OutputFormat = Literal["csv", "parquet", "jsonl"]
@@ -70,12 +75,7 @@ def read_batches(path: str | Path, rows: int) -> Iterator[pa.Table]:
         The file is missing, of an unknown type, unreadable, holds no rows, or has a column
         of lists, structs or maps (Parquet); the message names the column or the problem.
     """
-    path = Path(path)
-    kind = table_format(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"not a file: {path}")
+    path, kind = table_file(path)
     batches = _csv_batches(path) if kind == "csv" else _parquet_batches(path, rows)
     seen = 0
     try:

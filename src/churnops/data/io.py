@@ -24,6 +24,23 @@ def table_format(path: Path) -> str:
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet")
 
 
+def table_file(path: str | Path) -> tuple[Path, str]:
+    """``path`` and its format (``csv`` or ``parquet``), once it is known to be a file of one.
+
+    Raises
+    ------
+    DataError
+        An unknown suffix, a missing file, or not a file.
+    """
+    path = Path(path)
+    kind = table_format(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"not a file: {path}")
+    return path, kind
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file.
 
@@ -37,12 +54,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         The file is missing, of an unknown type, unreadable, holds no rows, or has a column
         of lists, structs or maps (Parquet); the message names the column.
     """
-    path = Path(path)
-    kind = table_format(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"not a file: {path}")
+    path, kind = table_file(path)
     try:
         if kind == "csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)

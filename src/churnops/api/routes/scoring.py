@@ -144,7 +144,8 @@ async def predict_csv(request: Request, model: Served) -> Response:
     with state.body_budget.hold() as hold:
         body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
         scored_file, scored = await _in_worker(
-            request, len(body), score_csv, model, body, settings.max_records, state.metrics,
+            request, len(body) <= INLINE_BODY_BYTES, score_csv, model, body, settings.max_records,
+            state.metrics,
             state.prediction_log is not None,
         )  # fmt: skip
     _answered(request, model, scored)
@@ -242,17 +243,17 @@ async def _predict(
 ) -> Scored:
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout, hold)
     # Explanations cost more (bench/explain.py): they always go to the thread pool.
-    size = len(body) if explain_top is None else INLINE_BODY_BYTES + 1
+    inline = len(body) <= INLINE_BODY_BYTES and explain_top is None
     return await _in_worker(
-        request, size, score_body, model.scorer, body, settings.max_records, metrics, explain_top
+        request, inline, score_body, model.scorer, body, settings.max_records, metrics, explain_top
     )
 
 
 async def _in_worker(
-    request: Request, size: int, work: Callable[[*Args], Result], *args: *Args
+    request: Request, inline: bool, work: Callable[[*Args], Result], *args: *Args
 ) -> Result:
-    """Run ``work`` for a body of ``size`` bytes: inline when small, else in the thread pool."""
-    if size <= INLINE_BODY_BYTES:
+    """Run ``work`` on the event loop when ``inline`` (a small body), else in the thread pool."""
+    if inline:
         # A few records score in well under a millisecond, less than handing them to a worker
         # thread costs (measured: 1-record throughput +30%, p99 at concurrency 8 halved).
         return work(*args)
