@@ -7,6 +7,7 @@ import binascii
 import math
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -33,9 +34,20 @@ class FailedAuthThrottle:
     def __init__(self, failures: int, window: int) -> None:
         self._item = RateLimitItemPerSecond(failures, window)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._window = window
+        # When each client address last failed, oldest first, for as long as that is within the
+        # window: an address not in here has no failure the limiter counts, and is let through
+        # without asking it (a look-up under its lock on every request).
+        self._last_failure: OrderedDict[str, float] = OrderedDict()
 
     def retry_after(self, client: str) -> int | None:
         """Seconds until ``client`` may try again, or None when it is not blocked."""
+        last = self._last_failure.get(client)
+        if last is None:
+            return None
+        if time.monotonic() - last > self._window:
+            self._last_failure.pop(client, None)
+            return None
         if self._limiter.test(self._item, client):
             return None
         reset = self._limiter.get_window_stats(self._item, client).reset_time
@@ -44,6 +56,15 @@ class FailedAuthThrottle:
     def failed(self, client: str) -> None:
         """Record one failed attempt from ``client``."""
         self._limiter.hit(self._item, client)
+        now = time.monotonic()
+        self._last_failure[client] = now
+        self._last_failure.move_to_end(client)
+        cutoff = now - self._window
+        while self._last_failure:  # forget addresses whose last failure left the window
+            address, when = next(iter(self._last_failure.items()))
+            if when >= cutoff:
+                break
+            del self._last_failure[address]
 
 
 class BasicAuth(HTTPBasic):

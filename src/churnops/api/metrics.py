@@ -32,6 +32,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "churnops_requests_total", "HTTP requests", ["route", "method", "status"], registry=r
@@ -83,6 +84,15 @@ class Metrics:
             "churnops_model_info", "The model being served (value 1)",
             ["name", "version", "runtime"], multiprocess_mode="liveall", registry=r,
         )  # fmt: skip
+
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label values (the library checks the
+        values and takes a lock at every call; the metrics counted per request use this)."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text of this app, or of all workers in multiprocess mode."""

@@ -8,11 +8,12 @@ import atexit
 import contextlib
 import logging
 import logging.handlers
+import os
 import queue
+import random
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ class JsonFormatter(logging.Formatter):
 
     FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "client",
               "model_version")  # fmt: skip
+    _stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)}
@@ -50,8 +52,12 @@ class JsonFormatter(logging.Formatter):
         self, when: float, level: str, logger: str, message: str, fields: dict[str, Any]
     ) -> str:
         """One JSON object: time, level, logger, message, then the fields."""
+        second = int(when)
+        stamp = self._stamp
+        if stamp[0] != second:  # one strftime a second, not one a line
+            stamp = self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(when)))
         line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(when)),
+            "time": stamp[1],
             "level": level.lower(),
             "logger": logger,
             "message": message,
@@ -157,7 +163,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or _new_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
@@ -177,8 +183,9 @@ class ObservabilityMiddleware:
             seconds = time.perf_counter() - started
             path = scope.get("path", "")
             route = path if path in ROUTES else "other"
-            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
-            self.metrics.latency.labels(route).observe(seconds)
+            metrics = self.metrics
+            metrics.child(metrics.requests, route, scope.get("method", ""), str(status)).inc()
+            metrics.child(metrics.latency, route).observe(seconds)
             fields = {
                 "request_id": request_id,
                 "method": scope.get("method"),
@@ -196,6 +203,20 @@ class ObservabilityMiddleware:
                 writer.records.put((time.time(), fields))
             else:
                 access_log.info("request", extra=fields)
+
+
+def _new_id() -> str:
+    """A fresh request id: 128 random bits as 32 hex digits, like a UUID4's ``hex``.
+
+    From the process's seeded generator, not the system's: ids need to be unique, not secret,
+    and ``uuid4`` asks the kernel for bytes on every request.
+    """
+    return f"{_ids.getrandbits(128):032x}"
+
+
+# Seeded from the system's randomness when the process starts; ids, not secrets.
+_ids = random.Random()  # noqa: S311
+os.register_at_fork(after_in_child=_ids.seed)  # a forked worker gets ids of its own
 
 
 def _client(scope: Scope) -> str | None:

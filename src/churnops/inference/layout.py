@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,7 +73,7 @@ class CategoricalColumn:
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {c: i for i, c in enumerate(self.categories)})
 
-    @property
+    @cached_property  # read for every record scored: worked out once
     def width(self) -> int:
         """Number of indicator columns of this block."""
         return len(self.categories) + (1 if self.missing_is_category else 0)
@@ -112,12 +113,12 @@ class FeatureLayout:
     categorical: tuple[CategoricalColumn, ...]
     optional: tuple[str, ...] = ()  # ID and ignored columns: accepted, never required
 
-    @property
+    @cached_property
     def width(self) -> int:
         """Number of columns of the feature matrix."""
         return len(self.numeric) + sum(c.width for c in self.categorical)
 
-    @property
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         """The input fields, in the order of their columns in the feature matrix."""
         return tuple(c.name for c in self.numeric) + tuple(c.name for c in self.categorical)

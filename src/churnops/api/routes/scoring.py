@@ -333,9 +333,9 @@ def score_records(
         add_explanations(result, records, scores.explanation, explain_top)
     positives = sum(1 for label in scores.labels if label == positive)
     if positives:
-        metrics.predictions.labels(positive).inc(positives)
+        metrics.child(metrics.predictions, positive).inc(positives)
     if len(p) - positives:
-        metrics.predictions.labels(negative).inc(len(p) - positives)
+        metrics.child(metrics.predictions, negative).inc(len(p) - positives)
     metrics.records.observe(len(p))
     return Scored(orjson.dumps(result), len(p), scores.labels, p, request_body, scores.warnings)
 
