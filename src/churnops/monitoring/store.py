@@ -467,6 +467,7 @@ class BoundedLog:
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._size = 0  # records accepted and neither written nor dropped yet
+        self._waiting = 0  # records on the queue, not yet taken by the writer
         self._accepted = 0  # records ever accepted
         self._settled = 0  # records ever written or dropped by the writer
         self.logged = 0
@@ -487,16 +488,38 @@ class BoundedLog:
             if accepted:
                 self._queue.append(answers)
                 self._size += n
+                self._waiting += n
                 self._accepted += n
             else:
                 self.dropped += n
+            full = self._waiting >= self.batch
         if not accepted:
             self._on_dropped(n)
             self._on_queue(self._size)
             return False
-        if self._size >= self.batch:
+        # A batch is waiting: the writer takes it now rather than at its next interval. Counted
+        # on the queue, not on what is written but unconfirmed: waking the writer for every
+        # request until a confirmation arrives took a tenth of the 1-record throughput.
+        if full:
             self._wake.set()
         return True
+
+    def _take(self) -> Answers | None:
+        """The oldest answers on the queue (for the writer), or None when it is empty."""
+        with self._lock:
+            if not self._queue:
+                return None
+            answers = self._queue.popleft()
+            self._waiting -= len(answers[6])
+        return answers
+
+    def _take_all(self) -> list[Answers]:
+        """Every answers on the queue (for the writer), oldest first."""
+        with self._lock:
+            taken = list(self._queue)
+            self._queue.clear()
+            self._waiting = 0
+        return taken
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (or dropped); False on timeout."""
@@ -590,8 +613,8 @@ class PredictionLog(BoundedLog):
         rows: list[Row] = []  # built, not yet written (kept across failures)
         failures = 0
         while True:
-            while len(rows) < self.batch and self._queue:
-                rows.extend(rows_of(self._queue.popleft()))
+            while len(rows) < self.batch and (answers := self._take()) is not None:
+                rows.extend(rows_of(answers))
             if rows:
                 chunk = rows[: self.batch]
                 outcome = self._write(chunk)
@@ -637,8 +660,7 @@ class PredictionLog(BoundedLog):
         return "written"
 
     def _give_up(self, rows: list[Row]) -> None:
-        lost = len(rows) + sum(len(answers[6]) for answers in self._queue)
-        self._queue.clear()
+        lost = len(rows) + sum(len(answers[6]) for answers in self._take_all())
         log.error(
             f"prediction store {self.store.shown} still unavailable at shutdown: "
             f"{lost} records not logged"

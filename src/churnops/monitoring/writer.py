@@ -30,7 +30,6 @@ from typing import Any
 
 from churnops.errors import ConfigError
 from churnops.monitoring.store import (
-    Answers,
     BoundedLog,
     Count,
     PredictionLog,
@@ -146,9 +145,7 @@ class PredictionWriter(BoundedLog):
         while True:
             self._wake.wait(SEND_INTERVAL)
             self._wake.clear()
-            pending: list[Answers] = []
-            while self._queue:
-                pending.append(self._queue.popleft())
+            pending = self._take_all()
             flush, self._flush_wanted = self._flush_wanted, False
             closing = self._close_timeout
             try:
@@ -186,6 +183,7 @@ class PredictionWriter(BoundedLog):
         with self._lock:
             self._closed = True
             self._queue.clear()
+            self._waiting = 0
             lost = self._size
         if lost:
             log.error(
