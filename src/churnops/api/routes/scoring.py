@@ -64,7 +64,8 @@ QUERY_PARAMETERS = frozenset({"explain", "top"})
 # /predict is on a router of its own, without FastAPI dependencies: it authenticates, finds the
 # model and reads its query itself, in the order FastAPI's dependencies would (auth, then 503,
 # then the query), because solving dependencies cost a third of a 1-record request's time in
-# the app (profiled: about 60 µs of 200). Its documentation is declared with it.
+# the app (profiled: about 60 µs of 200). Its documentation is declared with it. The app also
+# calls ``predict`` straight from the ASGI call, ahead of the framework (api/app.py ChurnopsApp).
 predict_router = APIRouter()
 
 PREDICT_PARAMETERS = [
