@@ -164,7 +164,7 @@ import sys
 
 class BlockTrainingLibraries:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("pandas", "mlflow"):
+        if name.split(".")[0] in ("pandas", "pyarrow", "sklearn", "flaml", "mlflow"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -177,12 +177,12 @@ sys.meta_path.insert(0, BlockTrainingLibraries())
     [
         (["data", "sample", "--out", "x.csv"], "pandas"),
         (["train", "--max-iter", "1", "--no-tracking"], "pandas"),
-        (["predict", "--model", "m", "--data", "x.csv", "--out", "y.csv"], "pandas"),
+        (["predict", "--model", "m", "--data", "x.csv", "--out", "y.csv"], "pyarrow"),
         (["models", "list"], "mlflow"),
     ],
 )
 def test_a_missing_extra_names_the_extra_to_install(args, module, tmp_path):
-    """A base install (no extras), simulated: importing pandas or mlflow fails."""
+    """A base install (no extras), simulated: importing the train extra's libraries fails."""
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(SRC)])}
     result = subprocess.run(

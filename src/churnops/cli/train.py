@@ -140,6 +140,10 @@ def train(
     """
     with user_errors():
         check_engine(engine, scheduler)
+        if data is not None and engine is Engine.LOCAL:
+            from churnops.data.io import table_file
+
+            table_file(data)  # a wrong path is one line at once, before the libraries load
         from churnops.data.dataset import DataSpec
         from churnops.workflows import training
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from churnops.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSV_SUFFIXES = {".csv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -55,6 +56,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         of lists, structs or maps (Parquet); the message names the column.
     """
     path, kind = table_file(path)
+    import pandas as pd  # here: checking a file's name and presence needs no pandas
+
     try:
         if kind == "csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
