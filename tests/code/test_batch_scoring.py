@@ -154,6 +154,31 @@ def test_a_bad_row_in_a_later_batch_is_named_by_its_row_in_the_file(synthetic_mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "scored.csv"]
 
 
+def test_a_failed_write_stops_the_run_and_leaves_no_file(synthetic_model, tmp_path, monkeypatch):
+    """Batches are written on a thread while the next is scored: a write that fails (a full
+    disk, say) still ends the run with one line, the earlier file untouched."""
+    data = tmp_path / "customers.csv"
+    generate_customers(40, seed=2).to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    out.write_text("an earlier result\n")
+    written = []
+    real_write = batches.TableWriter.write
+
+    def write(self, table):
+        if written:
+            raise batches.DataError(f"{self.shown}: cannot write (No space left on device)")
+        written.append(table.num_rows)
+        real_write(self, table)
+
+    monkeypatch.setattr(batches.TableWriter, "write", write)
+    result = predict(synthetic_model[1], data, out, "--batch-rows", "10")
+    assert result.exit_code == 1
+    assert "cannot write (No space left on device)" in result.output
+    assert written == [10]
+    assert out.read_text() == "an earlier result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "scored.csv"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

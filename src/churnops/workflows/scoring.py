@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,18 +76,27 @@ def score_file(
     writer: TableWriter | None = None
     done = warned = 0
     keep = False
+    # A batch is written on a thread of its own while the next one is read and scored (Arrow
+    # writes without the GIL); at most one write is in flight, so memory stays a batch or two.
+    writing = ThreadPoolExecutor(1, "churnops-write")
+    pending: Future[None] | None = None
     try:
         for table in read_batches(data, rows):
             scored, batch_warned = _score(scorer, table, done, explain)
             if writer is None:  # opened once the input has proved readable
                 writer = TableWriter(out, kind)
-            writer.write(scored)
+            if pending is not None:
+                pending.result()  # in order; a failed write stops the run here
+            pending = writing.submit(writer.write, scored)
             done += table.num_rows
             warned += batch_warned
             if on_batch is not None:
                 on_batch(done)
+        if pending is not None:
+            pending.result()
         keep = True
     finally:
+        writing.shutdown(wait=True)
         if writer is not None:
             writer.close(keep)
     assert writer is not None  # read_batches refuses a file without rows
