@@ -6,9 +6,10 @@ Usage::
 
 Starts ``churnops serve`` (one worker, 127.0.0.1, HTTP Basic auth) with the prediction log
 (``--store``, default a SQLite file in a temporary directory) and with ``--no-store``, and
-drives each with wrk (1-record bodies, ``-c8 -t2``) in alternating rounds, so a drift of the
-machine's speed during the run hits both alike. Prints requests/s of every round and the
-median of each; afterwards, the rows in the store against the requests wrk completed.
+drives each with wrk (1-record bodies, ``-c8 -t2``) in rounds whose order alternates (store
+first, then no-store first), so a drift of the machine's speed and the order itself hit both
+alike. Prints requests/s of every round and the median of each; afterwards, the rows in the
+store against the requests wrk completed.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def main() -> None:
         url = args.store or f"sqlite:///{Path(tmp) / 'monitoring.db'}"
         env["CHURN_HOME"] = tmp
         completed = 0
-        for _ in range(args.rounds):
-            for name, store in (("store", ["--store", url]), ("no-store", ["--no-store"])):
+        both = (("store", ["--store", url]), ("no-store", ["--no-store"]))
+        for round_ in range(args.rounds):
+            # Store first in one round, second in the next (A B B A …): what the order costs
+            # (the previous server's exit, the machine warming) hits both alike.
+            for name, store in both if round_ % 2 == 0 else both[::-1]:
                 port = free_port()
                 process = serve(args.model, store, env, port)
                 base = f"http://127.0.0.1:{port}"
