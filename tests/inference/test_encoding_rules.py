@@ -419,6 +419,26 @@ def test_field_by_field_leaves_non_objects_and_missing_fields_to_the_record_loop
     ]
 
 
+@pytest.mark.parametrize(
+    ("layout", "values"),
+    [
+        (FeatureLayout((), (CategoricalColumn("plan", ("Basic", "Pro"), True, True),)),
+         ["Basic", "Pro", None, " Pro", "Gold"]),
+        (FeatureLayout((NumericColumn("tenure", True),), ()), [1, "2", None, 3.5, " 4 "]),
+    ],
+)  # fmt: skip
+def test_field_by_field_with_a_single_field(layout, values):
+    """One field: its values are read as values (not as sequences of characters)."""
+    records = [{layout.fields[0]: values[i % len(values)]} for i in range(20)]
+    fieldwise = layout._encode_fields(records)
+    assert fieldwise is not None
+    one_by_one = layout.encode_records(records[:1])  # under 16 records: the record loop
+    assert np.array_equal(fieldwise.matrix[:1], one_by_one.matrix, equal_nan=True)
+    whole = [layout.encode_records([r]) for r in records]
+    assert np.array_equal(fieldwise.matrix, np.vstack([e.matrix for e in whole]), equal_nan=True)
+    assert fieldwise.warnings == {i: e.warnings[0] for i, e in enumerate(whole) if e.warnings}
+
+
 def test_columns_read_in_threads_give_what_one_thread_gives(monkeypatch):
     from churnops.inference import layout as layout_module
 

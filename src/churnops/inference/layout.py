@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -117,6 +118,17 @@ class FeatureLayout:
     def width(self) -> int:
         """Number of columns of the feature matrix."""
         return len(self.numeric) + sum(c.width for c in self.categorical)
+
+    @cached_property
+    def _field_getter(self) -> Callable[[Mapping[str, Any]], Any]:
+        """A record's values of :attr:`fields`, in one call (KeyError when one is missing)."""
+        return itemgetter(*self.fields)
+
+    @cached_property
+    def _block_offsets(self) -> np.ndarray:
+        """The first matrix column of each categorical block."""
+        widths = [c.width for c in self.categorical]
+        return np.cumsum([len(self.numeric), *widths])[:-1].astype(np.int64)
 
     @cached_property
     def fields(self) -> tuple[str, ...]:
@@ -246,37 +258,49 @@ class FeatureLayout:
         if set(map(type, records)) != {dict}:
             return None
         rows = len(records)
+        n_numeric = len(self.numeric)
+        try:  # every record's fields in one pass (C), then one sequence per field
+            gathered = map(self._field_getter, records)
+            if len(self.fields) == 1:  # itemgetter of one name gives the value, not a tuple
+                values_of: list[Sequence[Any]] = [list(gathered)]
+            else:
+                values_of = list(zip(*gathered, strict=True))
+        except KeyError:  # a missing field: the record loop names it
+            return None
         matrix = np.zeros((rows, self.width), dtype=np.float64)
-        found: list[tuple[int, int, InputWarning]] = []  # (record, position of the field, warning)
         for j, numeric in enumerate(self.numeric):
-            numbers = _read_numbers(_field(records, numeric.name))
+            numbers = _read_numbers(list(values_of[j]))
             if numbers is None or (not numeric.allows_missing and np.isnan(numbers).any()):
                 return None
             matrix[:, j] = numbers
-        offset = len(self.numeric)
-        every_row = np.arange(rows)
-        for position, column in enumerate(self.categorical, start=len(self.numeric)):
-            values = _field(records, column.name)
+        if not self.categorical:
+            return Encoded(matrix, {})
+        codes = np.empty((len(self.categorical), rows), dtype=np.int64)
+        for c, column in enumerate(self.categorical):
             try:
-                codes = np.fromiter(
-                    map(column.index.get, values, repeat(_NOT_VERBATIM)), np.int64, rows
+                codes[c] = np.fromiter(
+                    map(column.index.get, values_of[n_numeric + c], repeat(_NOT_VERBATIM)),
+                    np.int64,
+                    rows,
                 )
             except TypeError:  # an unhashable value (a list or an object): refused
                 return None
-            for k in np.flatnonzero(codes == _NOT_VERBATIM).tolist():
-                if values[k] is _ABSENT:
-                    return None
-                try:
-                    code = _code(column, values[k])
-                except _RefusedError:
-                    return None
-                if isinstance(code, str):
-                    found.append((k, position, unseen_category(column, code)))
-                    code = -1
-                codes[k] = code
-            hit = codes >= 0
-            matrix[every_row[hit], offset + codes[hit]] = 1.0
-            offset += column.width
+        found: list[tuple[int, int, InputWarning]] = []  # (record, position of the field, warning)
+        for c, k in np.argwhere(codes == _NOT_VERBATIM).tolist():  # the rare rest, by the rules
+            column = self.categorical[c]
+            try:
+                code = _code(column, values_of[n_numeric + c][k])
+            except _RefusedError:
+                return None
+            if isinstance(code, str):
+                found.append((k, n_numeric + c, unseen_category(column, code)))
+                code = -1
+            codes[c, k] = code
+        # One scatter for every block: row r, block c's column offset + code.
+        columns = codes + self._block_offsets[:, None]
+        hit = codes >= 0
+        flat = (np.arange(rows) * self.width)[None, :] + columns
+        matrix.reshape(-1)[flat[hit]] = 1.0
         warnings: dict[int, list[InputWarning]] = {}
         for k, _, text in sorted(found, key=lambda w: (w[0], w[1])):
             warnings.setdefault(k, []).append(text)
@@ -404,11 +428,6 @@ def usable_cpus() -> int:
 _PLAIN_NUMBERS = {int, float}
 _TEXT_OR_NULL = {str, type(None)}
 _READ_BY_RULE = {int, float, str, type(None)}
-
-
-def _field(records: Sequence[dict[str, Any]], name: str) -> list[Any]:
-    """Every record's value of field ``name`` (``_ABSENT`` where it has none), gathered in C."""
-    return list(map(dict.get, records, repeat(name), repeat(_ABSENT)))
 
 
 def _read_numbers(values: list[Any]) -> np.ndarray | None:
