@@ -535,3 +535,26 @@ def test_the_access_log_and_the_store_share_the_request_id(synthetic_model, tmp_
         assert row["probability"] == pytest.approx(answer[key]["probabilities"][positive])
         assert json.loads(row["features"]) == _record(row["record_key"])
         assert row["model_version"] == synthetic_model[1].version
+
+
+def test_each_lifespan_of_an_app_closes_its_own_writer(synthetic_model, tmp_path):
+    """A second lifespan of the same app (a test client may start one) opens a writer of its own;
+    each lifespan closes its own, so no writer process outlives them."""
+    from fastapi.testclient import TestClient
+
+    from churnops.api.app import create_app
+
+    from ..api.support import make_settings
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    app = create_app(make_settings(synthetic_model[1].path, store_url=url))
+    with TestClient(app) as outer:
+        first = app.state.prediction_log
+        with TestClient(app):
+            second = app.state.prediction_log
+            assert second is not first
+        assert outer.post("/predict", json=[_record("k")], auth=AUTH).status_code == 200
+    assert app.state.prediction_log is None
+    for writer in (first, second):
+        assert not writer._process.is_alive()
+        assert writer.dropped == 0

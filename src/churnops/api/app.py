@@ -63,10 +63,14 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await holder.load()
+        # This lifespan's own writer: closed by this lifespan whatever the app holds by then (a
+        # second lifespan of the same app, as a test client may start, opens one of its own).
+        writer: PredictionWriter | None = None
         if store_url is not None:
-            app.state.prediction_log = await run_in_threadpool(
+            writer = await run_in_threadpool(
                 _prediction_log, store_url, settings.store_queue, metrics
             )
+            app.state.prediction_log = writer
         if weakness is not None:
             log.warning(f"WEAK PASSWORD accepted because of --dev: {weakness}")
         if settings.no_auth:
@@ -83,11 +87,11 @@ def create_app(settings: Settings, source: ModelSource | None = None) -> FastAPI
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
-            prediction_log: PredictionWriter | None = app.state.prediction_log
-            if prediction_log is not None:
+            if writer is not None:
                 # Every prediction answered is written before the worker exits.
-                await run_in_threadpool(prediction_log.close)
-                app.state.prediction_log = None
+                await run_in_threadpool(writer.close)
+                if app.state.prediction_log is writer:
+                    app.state.prediction_log = None
             worker_exited()
 
     app = ChurnopsApp(
