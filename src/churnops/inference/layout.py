@@ -363,7 +363,7 @@ class FeatureLayout:
         # stays in cache): the numbers, then each row's indicators in one scatter.
         width = self.width
         matrix = np.zeros((rows, width), dtype=np.float64)
-        starts = np.cumsum([len(self.numeric)] + [c.width for c in self.categorical])[:-1]
+        starts = self._block_offsets
         for a in range(0, rows, _BLOCK_ROWS):
             b = min(a + _BLOCK_ROWS, rows)
             block = matrix[a:b]

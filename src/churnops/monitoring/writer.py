@@ -182,8 +182,8 @@ class PredictionWriter(BoundedLog):
         """Count what the child never settled (it is gone) as dropped; refuse the rest."""
         with self._lock:
             self._closed = True
-            self._queue.clear()
-            self._waiting = 0
+        self._take_all()  # never sent: counted below with what the child held
+        with self._lock:
             lost = self._size
         if lost:
             log.error(
