@@ -140,7 +140,10 @@ def wait_ready(url: str, auth: tuple[str, str], process: subprocess.Popen[bytes]
     raise SystemExit(f"server did not become ready: {url}")
 
 
-def run_wrk(url: str, body: bytes, auth_header: str, connections: int, seconds: int) -> Load:
+def run_wrk(
+    url: str, body: bytes, auth_header: str, connections: int, seconds: int, cpus: str | None = None
+) -> Load:
+    """wrk's figures for ``seconds`` of POSTs of ``body``; ``cpus``: run it on those (taskset)."""
     with tempfile.TemporaryDirectory() as tmp:
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
@@ -155,6 +158,7 @@ def run_wrk(url: str, body: bytes, auth_header: str, connections: int, seconds: 
         threads = min(connections, 2)
         result = subprocess.run(
             [
+                *(["taskset", "-c", cpus] if cpus else []),
                 "wrk",
                 f"-t{threads}",
                 f"-c{connections}",

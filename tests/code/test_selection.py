@@ -37,6 +37,37 @@ def test_cv_ranking_is_the_default_whatever_the_budget():
     assert params["automl__time_budget"] < 60
 
 
+@pytest.mark.parametrize("shape", [(30, 1), (450, 12), (4486, 46), (20_000, 400)])
+def test_forest_starting_points_lie_in_flaml_search_space(shape):
+    # FLAML silently drops a starting point outside its space: the deep forests would never
+    # be tried. Each value must be in the domain FLAML builds for a matrix of this shape.
+    from flaml.automl.model import ExtraTreesEstimator, RandomForestEstimator
+    from flaml.automl.task.factory import task_factory
+
+    settings = AutoMLSettings(estimators=("lgbm", "rf", "extra_tree"))
+    points = automl_fit_params(settings, shape=shape)["automl__starting_points"]
+    task = task_factory("classification")
+    for name, learner in (("rf", RandomForestEstimator), ("extra_tree", ExtraTreesEstimator)):
+        space = learner.search_space(shape, task)
+        shallow, deep = points[name]
+        assert set(shallow) == set(deep) == set(space)
+        assert shallow["max_leaves"] == 4 < deep["max_leaves"]
+        for point in (shallow, deep):
+            for key, value in point.items():
+                domain = space[key]["domain"]
+                if key == "criterion":
+                    assert value in domain.categories
+                elif key == "n_estimators":  # churnops' own range replaces FLAML's
+                    assert settings.n_estimators[0] <= value <= settings.n_estimators[1]
+                else:
+                    assert domain.lower <= value <= domain.upper, (name, key, value, domain)
+    # Without the shape (a caller that does not know it), or on a larger table, the forests
+    # start where FLAML does.
+    assert set(automl_fit_params(settings)["automl__starting_points"]) == {"lgbm"}
+    larger = automl_fit_params(settings, shape=(20_001, shape[1]))["automl__starting_points"]
+    assert set(larger) == {"lgbm"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("rows", "max_iter"), [(TELCO_ROWS // 10, "4"), (TELCO_ROWS * 10, "2")], ids=["tenth", "10x"]

@@ -42,6 +42,10 @@ CLASSIFICATION_METRICS = tuple(
 REFIT_RESERVE = 0.15
 # Without a refit only FLAML's final fit and the export follow the search.
 FINAL_RESERVE = 0.08
+# Deep forests are among the first trials on tables up to this many rows (see _starting_points),
+# with at most this many leaves a tree.
+DEEP_FOREST_ROWS = 20_000
+DEEP_FOREST_LEAVES = 1024
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,9 @@ class AutoMLSettings:
     # which is what the API returns.
     metric: str = "log_loss"
     # lgbm_linear added by bench/quality.py (issue 11): the linear candidate wins the CV ranking
-    # on Telco and the Iranian table, where plain logistic regression was hard to beat.
-    estimators: tuple[str, ...] = ("lgbm", "rf", "lgbm_linear")
+    # on Telco and the Iranian table, where plain logistic regression was hard to beat;
+    # extra_tree (deep from its start, see _starting_points) wins it on the e-commerce table.
+    estimators: tuple[str, ...] = ("lgbm", "rf", "extra_tree", "lgbm_linear")
     n_estimators: tuple[int, int] = (20, 500)
     max_iter: int | None = None
     seed: int = 42
@@ -211,14 +216,18 @@ def build_pipeline(schema: Schema) -> Pipeline:
 
 
 def automl_fit_params(
-    settings: AutoMLSettings, log_file: str | None = None, verbose: int = 0
+    settings: AutoMLSettings,
+    log_file: str | None = None,
+    verbose: int = 0,
+    shape: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Return ``automl__…`` fit parameters for :func:`build_pipeline`'s Pipeline.
 
     FLAML keys ``custom_hp`` by estimator name; an unkeyed ``{"n_estimators": …}`` is silently
     ignored, so the range is set for each estimator searched. ``verbose`` is FLAML's logging
     level only (3 reports every trial, which :func:`churnops.pipeline.progress.follow_search`
-    listens to); the search is the same.
+    listens to); the search is the same. ``shape``, the rows searched and the columns of their
+    encoded matrix, places the forests' starting points in their search space.
     """
     low, high = settings.n_estimators
     n_estimators = {
@@ -245,7 +254,7 @@ def automl_fit_params(
         # fail while FLAML logs it), depending on the caller's MLflow state.
         "mlflow_logging": False,
     }
-    starting_points = _starting_points(settings)
+    starting_points = _starting_points(settings, shape)
     if starting_points:
         params["starting_points"] = starting_points
     if settings.eval_method == "cv":
@@ -262,13 +271,23 @@ def automl_fit_params(
     return {f"automl__{key}": value for key, value in params.items()}
 
 
-def _starting_points(settings: AutoMLSettings) -> dict[str, list[dict[str, Any]]]:
-    """First trials of the LightGBM search: FLAML's cheap start, then LightGBM's defaults.
+def _starting_points(
+    settings: AutoMLSettings, shape: tuple[int, int] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """First trials of the searches: FLAML's cheap start, then the library's own defaults.
 
     Cross-validation then keeps LightGBM with default parameters unless the search finds
     something better, so the search does not lose to the reference a user would try first
     (on the Iranian table those defaults beat the configurations FLAML reaches from its cheap
-    start). FLAML drops a starting point that lacks a hyperparameter, so both are complete.
+    start). FLAML drops a starting point that lacks a hyperparameter, so each is complete.
+
+    The forests (``shape`` known, up to :data:`DEEP_FOREST_ROWS` rows) start from trees of 4
+    leaves, FLAML's cheap start, and then from deep ones (up to :data:`DEEP_FOREST_LEAVES`
+    leaves, about fully grown on such tables, as scikit-learn grows them by default): from 4
+    leaves the search seldom reaches deep trees within a minute, and deep extremely randomised
+    trees are the best model of the e-commerce table (docs/quality.md). On larger tables a deep
+    forest is a costly first trial (100 such trees on 45,000 rows: 2–5 s a fit, five fits a
+    trial), and FLAML's cost-aware search grows the trees from its cheap start.
     """
     if not settings.start_from_defaults:
         return {}
@@ -293,4 +312,16 @@ def _starting_points(settings: AutoMLSettings) -> dict[str, list[dict[str, Any]]
     points: dict[str, list[dict[str, Any]]] = {}
     if "lgbm" in settings.estimators:
         points["lgbm"] = [cheap, defaults]
+    forests = [name for name in ("rf", "extra_tree") if name in settings.estimators]
+    if forests and shape is not None and shape[0] <= DEEP_FOREST_ROWS:
+        rows, columns = shape
+        # scikit-learn's sqrt(columns) features a split; FLAML's range starts at or below 0.1.
+        features = max(0.1, 1 / np.sqrt(max(columns, 1)))
+        shallow = {"n_estimators": low, "max_features": features, "max_leaves": 4,
+                   "criterion": "gini"}  # fmt: skip
+        # FLAML's largest trees have half the rows as leaves.
+        deep = {**shallow, "n_estimators": min(max(100, low), high),
+                "max_leaves": max(5, min(DEEP_FOREST_LEAVES, rows >> 1))}  # fmt: skip
+        for name in forests:
+            points[name] = [shallow, deep]
     return points

@@ -155,7 +155,7 @@ def train_model(
     with tempfile.TemporaryDirectory(prefix="churnops-flaml-") as tmp:
         log_file = str(Path(tmp) / "search.log")
         started = time.perf_counter()
-        X, y, params = _search_rows(train, settings, log_file)
+        X, y, params = _search_rows(train, schema, settings, log_file)
         with follow_search(settings.metric, progress, search_log):
             pipeline.fit(X, y, **params)
         del X, y
@@ -222,7 +222,7 @@ _FLAML_RARE_CLASS = 20
 
 
 def _search_rows(
-    train: Dataset, settings: AutoMLSettings, log_file: str
+    train: Dataset, schema: Schema, settings: AutoMLSettings, log_file: str
 ) -> tuple[Any, Any, dict[str, Any]]:
     """``pipeline.fit`` arguments for the search: the rows, labels and FLAML settings.
 
@@ -236,7 +236,10 @@ def _search_rows(
     from sklearn.model_selection import RepeatedStratifiedKFold
     from sklearn.utils import shuffle
 
-    params = automl_fit_params(settings, log_file, verbose=FLAML_INFO_VERBOSITY)
+    width = len(schema.numeric) + sum(len(f.categories) for f in schema.categorical)
+    params = automl_fit_params(
+        settings, log_file, verbose=FLAML_INFO_VERBOSITY, shape=(train.rows, width)
+    )
     X, y = train.X, train.y
     if settings.eval_method == "cv" and int(y.value_counts().min()) >= _FLAML_RARE_CLASS:
         order = shuffle(np.arange(len(y)), random_state=RANDOM_SEED)
