@@ -209,3 +209,43 @@ def test_a_failed_compile_is_recorded_and_the_text_model_serves(
     assert unavailable.startswith("lleaves could not compile the model: ")
     assert reason in unavailable
     assert load_scorer(artifact).runtime.startswith("lightgbm")
+
+
+def _model_text(model_dir: Path) -> tuple[bytes, int]:
+    spec = _spec(model_dir)
+    return (model_dir / spec["model_file"]).read_bytes(), spec["compiled"]["n_features"]
+
+
+def test_inlining_follows_what_the_time_budget_leaves(model_dir, monkeypatch):
+    text, width = _model_text(model_dir)
+    assert export.compile_lightgbm(text, width)[1]["inlined"] is True  # no budget
+    assert export.compile_lightgbm(text, width, 600.0)[1]["inlined"] is True
+    # Expected to take more than half of what is left: compiled without inlining, and it loads.
+    monkeypatch.setattr(export, "INLINED_SECONDS_PER_LEAF", 10.0)
+    library, details = export.compile_lightgbm(text, width, 600.0)
+    assert details["inlined"] is False
+    runtime = load_runtime(CompiledTreesRuntime.name, library, 1, COMPILED, details)
+    reference = load_runtime(LightGBMRuntime.name, text, 1)
+    rows = np.random.default_rng(3).normal(size=(500, width))
+    assert np.max(np.abs(runtime.score(rows) - reference.score(rows))) <= export.PARITY_TOLERANCE
+
+
+def test_a_compile_longer_than_the_budget_left_is_stopped_and_the_text_model_serves(
+    lgbm_result, tmp_path, monkeypatch
+):
+    import dataclasses
+    import time
+
+    from churnops.pipeline.train import export_model
+
+    monkeypatch.setattr(export, "_COMPILE", "import time; time.sleep(60)")
+    # The search took the whole budget: one second is all a compile may take.
+    spent = dataclasses.replace(
+        lgbm_result, settings=dataclasses.replace(lgbm_result.settings, time_budget=1.0)
+    )
+    started = time.monotonic()
+    artifact = export_model(spent, tmp_path / "late")
+    assert time.monotonic() - started < 30
+    unavailable = _spec(artifact.path)["compiled"]["unavailable"]
+    assert "took longer than the 1 s the time budget left" in unavailable
+    assert load_scorer(artifact).runtime.startswith("lightgbm")

@@ -354,6 +354,15 @@ def _read_history(log_file: str) -> list[dict[str, Any]]:
     return trials
 
 
+def _budget_left(result: TrainResult, export_started: float) -> float | None:
+    """Seconds of the time budget the search, evaluation and refit left for the export."""
+    budget = result.settings.time_budget
+    if budget is None:
+        return None
+    spent = float(result.search.fitting["seconds"]) + time.perf_counter() - export_started
+    return max(0.0, budget - spent)
+
+
 def export_model(
     result: TrainResult, out_dir: str | Path, name: str = "churn", overwrite: bool = True
 ) -> ModelArtifact:
@@ -362,9 +371,12 @@ def export_model(
     With ``overwrite`` false an existing, non-empty ``out_dir`` is refused
     (:class:`~churnops.errors.ArtifactExistsError`), checked atomically as it is written.
     """
+    started = time.perf_counter()
     buffer = io.BytesIO()
     joblib.dump(result.pipeline, buffer, compress=3)
-    serving = serving_files(result.pipeline, result.schema, result.test.X)
+    serving = serving_files(
+        result.pipeline, result.schema, result.test.X, _budget_left(result, started)
+    )
     dataset, validation = result.rows.dataset, result.rows.validation
     positive = result.schema.positive_label
     test_positive = (result.test.y == positive).to_numpy()
