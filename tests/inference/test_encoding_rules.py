@@ -437,7 +437,7 @@ def test_field_by_field_with_a_single_field(layout, values):
     assert fieldwise.warnings == {i: e.warnings[0] for i, e in enumerate(whole) if e.warnings}
 
 
-def test_columns_read_in_threads_give_what_one_thread_gives(monkeypatch):
+def test_columns_read_and_blocks_written_in_threads_give_what_one_thread_gives(monkeypatch):
     from churnops.inference import layout as layout_module
 
     rows = 3000
@@ -460,6 +460,7 @@ def test_columns_read_in_threads_give_what_one_thread_gives(monkeypatch):
     monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 10**9)
     one = _outcome(lambda: LAYOUT.encode_columns(good, rows))
     monkeypatch.setattr(layout_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(layout_module, "_BLOCK_ROWS", 257)  # 12 blocks, the last one short
     threads = _outcome(lambda: LAYOUT.encode_columns(good, rows))
     assert one[0] is not None
     assert threads[0] is not None

@@ -244,10 +244,15 @@ print(json.dumps({{"heavy": heavy, "pickles": len(loaded), "p": p}}))
     assert 0 <= report["p"] <= 1
 
 
-@pytest.mark.parametrize("batch", [1, 3, 40])  # a few records are checked in Python, more in numpy
+# A few records are checked in Python, more in numpy, a block of rows at a time.
+@pytest.mark.parametrize(("batch", "block"), [(1, None), (3, None), (40, None), (40, 7)])
 def test_numbers_outside_the_training_range_are_scored_with_a_warning(
-    scorer, customer, synthetic_model, batch
+    scorer, customer, synthetic_model, batch, block, monkeypatch
 ):
+    from churnops.inference import scorer as scorer_module
+
+    if block is not None:
+        monkeypatch.setattr(scorer_module, "RANGE_BLOCK_ROWS", block)
     tenure = synthetic_model[1].schema.feature("tenure")
     records = [dict(customer) for _ in range(batch)]
     records[-1] = dict(customer, tenure=-5, MonthlyCharges="1e9", TotalCharges=" ")

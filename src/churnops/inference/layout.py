@@ -15,6 +15,7 @@ so the records path and the columns path agree on numbers, problems and warnings
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -339,41 +340,47 @@ class FeatureLayout:
             return _category_codes(column, cells, j, found, warned), found, warned
 
         positions = range(len(names))
-        if rows >= _PARALLEL_ROWS and len(names) > 1 and usable_cpus() > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(usable_cpus(), len(names))) as pool:
-                outcomes = list(pool.map(read, positions))
-        else:
-            outcomes = [read(j) for j in positions]
         problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
         warnings: dict[int, list[InputWarning]] = {}
-        for _, found, warned in outcomes:
-            problems += found
-            for k, texts in warned.items():
-                warnings.setdefault(k, []).extend(texts)
-        numbers = [values for values, _, _ in outcomes[: len(self.numeric)]]
-        codes = [values for values, _, _ in outcomes[len(self.numeric) :]]
-        if problems:
-            problems.sort(key=lambda p: (p[0], p[1]))  # record by record, as encode_records
-            raise RecordError(
-                [_problem(i, names[j], text) for i, j, text in problems[:MAX_PROBLEMS]]
-            )
-        # Row-major, as the runtimes read rows, written a block of rows at a time (the block
-        # stays in cache): the numbers, then each row's indicators in one scatter.
-        width = self.width
-        matrix = np.zeros((rows, width), dtype=np.float64)
-        starts = self._block_offsets
-        for a in range(0, rows, _BLOCK_ROWS):
-            b = min(a + _BLOCK_ROWS, rows)
-            block = matrix[a:b]
-            for j, column in enumerate(numbers):
-                block[:, j] = column[a:b]
-            if codes:
-                block_codes = np.stack([c[a:b] for c in codes], axis=1)
-                hit = block_codes >= 0
-                flat = (np.arange(b - a)[:, None] * width + (block_codes + starts))[hit]
-                block.reshape(-1)[flat] = 1.0
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if rows >= _PARALLEL_ROWS and usable_cpus() > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = stack.enter_context(ThreadPoolExecutor(usable_cpus()))
+            outcomes = list(pool.map(read, positions) if pool else map(read, positions))
+            for _, found, warned in outcomes:
+                problems += found
+                for k, texts in warned.items():
+                    warnings.setdefault(k, []).extend(texts)
+            if problems:
+                problems.sort(key=lambda p: (p[0], p[1]))  # record by record, as encode_records
+                raise RecordError(
+                    [_problem(i, names[j], text) for i, j, text in problems[:MAX_PROBLEMS]]
+                )
+            numbers = [values for values, _, _ in outcomes[: len(self.numeric)]]
+            codes = [values for values, _, _ in outcomes[len(self.numeric) :]]
+            # Row-major, as the runtimes read rows, written a block of rows at a time (the
+            # block stays in cache): the numbers, then each row's indicators in one scatter.
+            # Blocks are written in threads too (numpy's copies and scatters release the GIL).
+            width = self.width
+            matrix = np.zeros((rows, width), dtype=np.float64)
+            starts = self._block_offsets
+
+            def fill(a: int) -> None:
+                b = min(a + _BLOCK_ROWS, rows)
+                block = matrix[a:b]
+                for j, column in enumerate(numbers):
+                    block[:, j] = column[a:b]
+                if codes:
+                    block_codes = np.stack([c[a:b] for c in codes], axis=1)
+                    hit = block_codes >= 0
+                    flat = (np.arange(b - a)[:, None] * width + (block_codes + starts))[hit]
+                    block.reshape(-1)[flat] = 1.0
+
+            blocks = range(0, rows, _BLOCK_ROWS)
+            for _ in pool.map(fill, blocks) if pool else map(fill, blocks):
+                pass
         return Encoded(matrix, warnings)
 
 
@@ -414,7 +421,7 @@ layout, 2026-11-30: 8.5 µs a record one by one, the same from about 8 records o
 below that the record loop is as fast)."""
 _NOT_VERBATIM = -2
 _BLOCK_ROWS = 16_384  # rows of the matrix written at a time by encode_columns (about 6 MB)
-_PARALLEL_ROWS = 65_536  # from this many rows on, encode_columns reads its columns in threads
+_PARALLEL_ROWS = 65_536  # from this many rows on, encode_columns works in threads
 
 
 def usable_cpus() -> int:

