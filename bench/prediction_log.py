@@ -14,8 +14,9 @@ store against the requests wrk completed.
 
 It also reads the CPU time each process used during the load (Linux ``/proc``): the serving
 process's per answered request, which is what the log adds to the request path itself, and
-the writer process's per logged row. On a machine whose cores are all busy (wrk, the server and
-the writer share two here) the writer's CPU is taken from the others, and requests/s shows it;
+the processes the server started (the writer, and multiprocessing's resource tracker when
+there is one) per logged row. On a machine whose cores are all busy (wrk, the server and the
+writer share two here) the writer's CPU is taken from the others, and requests/s shows it;
 ``--pin`` runs the server on CPU 0 and wrk and the writer on CPU 1, as the writer would run
 beside a server that has a core of its own.
 """

@@ -68,6 +68,20 @@ def test_forest_starting_points_lie_in_flaml_search_space(shape):
     assert set(larger) == {"lgbm"}
 
 
+def test_a_search_tries_the_deep_forest_first():
+    # Not only in FLAML's space: FLAML runs it. The second extra-trees trial is the deep start.
+    from churnops.data.dataset import synthetic_dataset
+    from churnops.pipeline.train import train_model
+
+    settings = AutoMLSettings(
+        time_budget=None, max_iter=2, estimators=("extra_tree",), n_jobs=1, refit=False
+    )
+    result = train_model(synthetic_dataset(600, seed=4), settings)
+    configs = [trial["config"] for trial in result.search.history]
+    assert [c["max_leaves"] for c in configs[:2]] == [4, 480 // 2]  # 480 training rows
+    assert configs[1]["n_estimators"] == 100
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("rows", "max_iter"), [(TELCO_ROWS // 10, "4"), (TELCO_ROWS * 10, "2")], ids=["tenth", "10x"]

@@ -15,7 +15,6 @@ so the records path and the columns path agree on numbers, problems and warnings
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -40,6 +39,8 @@ from churnops.schema import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
 
 MAX_PROBLEMS = 20
@@ -325,8 +326,8 @@ class FeatureLayout:
         if rows == 0:
             raise RecordError([{"record": None, "field": None, "problem": "no rows to score"}])
 
-        # Each column is read on its own (Arrow and numpy release the GIL: large batches use
-        # every core), with its own problems and warnings, gathered in column order after.
+        # Each column is read on its own, with its own problems and warnings, gathered in
+        # column order after.
         def read(
             j: int,
         ) -> tuple[np.ndarray, list[tuple[int, int, str]], dict[int, list[InputWarning]]]:
@@ -339,16 +340,13 @@ class FeatureLayout:
             cells = _cells(columns[column.name])
             return _category_codes(column, cells, j, found, warned), found, warned
 
-        positions = range(len(names))
-        problems: list[tuple[int, int, str]] = []  # (record, position of the field, problem)
-        warnings: dict[int, list[InputWarning]] = {}
-        with contextlib.ExitStack() as stack:
-            pool = None
-            if rows >= _PARALLEL_ROWS and usable_cpus() > 1:
-                from concurrent.futures import ThreadPoolExecutor
-
-                pool = stack.enter_context(ThreadPoolExecutor(usable_cpus()))
-            outcomes = list(pool.map(read, positions) if pool else map(read, positions))
+        # Large batches use every core: Arrow and numpy release the GIL.
+        pool = _thread_pool() if rows >= _PARALLEL_ROWS else None
+        run = pool.map if pool is not None else map
+        try:
+            outcomes = list(run(read, range(len(names))))
+            problems: list[tuple[int, int, str]] = []  # (record, position of field, problem)
+            warnings: dict[int, list[InputWarning]] = {}
             for _, found, warned in outcomes:
                 problems += found
                 for k, texts in warned.items():
@@ -362,7 +360,6 @@ class FeatureLayout:
             codes = [values for values, _, _ in outcomes[len(self.numeric) :]]
             # Row-major, as the runtimes read rows, written a block of rows at a time (the
             # block stays in cache): the numbers, then each row's indicators in one scatter.
-            # Blocks are written in threads too (numpy's copies and scatters release the GIL).
             width = self.width
             matrix = np.zeros((rows, width), dtype=np.float64)
             starts = self._block_offsets
@@ -378,9 +375,10 @@ class FeatureLayout:
                     flat = (np.arange(b - a)[:, None] * width + (block_codes + starts))[hit]
                     block.reshape(-1)[flat] = 1.0
 
-            blocks = range(0, rows, _BLOCK_ROWS)
-            for _ in pool.map(fill, blocks) if pool else map(fill, blocks):
-                pass
+            list(run(fill, range(0, rows, _BLOCK_ROWS)))
+        finally:
+            if pool is not None:
+                pool.shutdown()
         return Encoded(matrix, warnings)
 
 
@@ -422,6 +420,15 @@ below that the record loop is as fast)."""
 _NOT_VERBATIM = -2
 _BLOCK_ROWS = 16_384  # rows of the matrix written at a time by encode_columns (about 6 MB)
 _PARALLEL_ROWS = 65_536  # from this many rows on, encode_columns works in threads
+
+
+def _thread_pool() -> ThreadPoolExecutor | None:
+    """Threads for a large batch, one a usable CPU; None with a single CPU."""
+    if usable_cpus() < 2:
+        return None
+    from concurrent.futures import ThreadPoolExecutor  # not on the API's import path
+
+    return ThreadPoolExecutor(usable_cpus())
 
 
 def usable_cpus() -> int:

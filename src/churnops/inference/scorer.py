@@ -96,6 +96,7 @@ class Scorer(Protocol):
 class _Base:
     classes: tuple[str, str]
     positive_label: str
+    negative_label: str
     threshold: float
     layout: FeatureLayout
     ranges: TrainingRanges
@@ -106,16 +107,19 @@ class _Base:
         self.runtime = model.description
         self.classes = (str(classes[0]), str(classes[1]))
         self.positive_label = artifact.schema.positive_label
+        self.negative_label = (
+            self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
+        )
         self.threshold = artifact.threshold
 
     def _scores(
         self, p: np.ndarray, encoded: Encoded, explanation: Explanation | None = None
     ) -> Scores:
         self.ranges.check(encoded)
-        negative = self.classes[0] if self.classes[1] == self.positive_label else self.classes[1]
         return Scores(
-            p, p >= self.threshold, encoded.warnings, self.positive_label, negative, explanation
-        )
+            p, p >= self.threshold, encoded.warnings, self.positive_label, self.negative_label,
+            explanation,
+        )  # fmt: skip
 
     def cannot_explain(self) -> str | None:
         """Why this model's predictions cannot be explained, or None when they can."""
@@ -163,7 +167,7 @@ class TrainingRanges:
                 if value < low or value > high
             ]
         else:
-            # A block of rows at a time: its comparisons stay in cache (1M rows: 73 to 40 ms).
+            # A block of rows at a time: its comparisons stay in cache (1M rows: 73 to 55 ms).
             outside = []
             for a in range(0, len(block), RANGE_BLOCK_ROWS):
                 part = block[a : a + RANGE_BLOCK_ROWS]

@@ -313,8 +313,7 @@ def score_records(
     its ``explain_top`` largest contributions (by absolute value).
     """
     scores = scorer.score_records(records, explain=explain_top is not None)
-    positive = scorer.positive_label
-    negative = scorer.classes[0] if scorer.classes[1] == positive else scorer.classes[1]
+    positive, negative = scores.positive_label, scores.negative_label
     p = scores.positive_probability.tolist()
     result: dict[str, Any] = {}
     warnings = scores.warnings
