@@ -48,8 +48,10 @@ image: install  ## build the serving image with the model in MODEL_DIR (trained 
 test-container: install  ## build the image with podman, run it, probe it, stop it (needs ../shared)
 	bash -c 'source ../shared/ci/container-env.sh && $(BIN)/python -m pytest -s -m container tests/container'
 
-bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server → docs/performance.md
+bench-serving: install  ## churnops serve vs a DataFrame+Pipeline server, MLServer, the ceiling; the prediction log's cost → docs/performance.md
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/prediction_log.py --pin --out docs/performance.md
+	$(BIN)/python bench/prediction_log.py --out docs/performance.md
 
 bench-load: install  ## reliability under load and hostile input (needs wrk) → docs/reliability.md
 	$(BIN)/python bench/load.py

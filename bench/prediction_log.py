@@ -2,15 +2,19 @@
 
 Usage::
 
-    .venv/bin/python bench/prediction_log.py --model DIR [--store URL] [--duration 10] [--rounds 3]
-        [--pin]
+    .venv/bin/python bench/prediction_log.py [--model DIR] [--data CSV] [--store URL]
+        [--duration 10] [--rounds 8] [--pin] [--out docs/performance.md]
 
 Starts ``churnops serve`` (one worker, 127.0.0.1, HTTP Basic auth) with the prediction log
 (``--store``, default a SQLite file in a temporary directory) and with ``--no-store``, and
 drives each with wrk (1-record bodies, ``-c8 -t2``) in rounds whose order alternates (store
 first, then no-store first), so a drift of the machine's speed and the order itself hit both
-alike. Prints requests/s of every round and the median of each; afterwards, the rows in the
-store against the requests wrk completed.
+alike. Without ``--model`` it trains one as ``bench/serving.py`` does, on ``--data`` (default:
+the shared Telco file, else synthetic customers), whose customers it sends. Prints requests/s of
+every round; then each round's change (store against no-store), how many rounds each was the
+faster in, and the Wilcoxon signed-rank test of the paired rounds (scipy): a p-value above 0.05
+means the rounds do not tell the two apart. Afterwards, the rows in the store against the
+requests the servers answered. ``--out`` writes the results into a section of that file.
 
 It also reads the CPU time each process used during the load (Linux ``/proc``): the serving
 process's per answered request, which is what the log adds to the request path itself, and
@@ -32,16 +36,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import free_port, run_wrk, wait_ready
+from doc_sections import write_section
+from serving import TELCO, free_port, machine, run_wrk, sample_records, train_model, wait_ready
 
 BIN = Path(sys.executable).parent
-TESTDATA = Path(__file__).resolve().parents[1] / "tests" / "testdata"
 
 
 def serve(
@@ -55,24 +61,28 @@ def serve(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="artifact directory (default: train one)")
+    parser.add_argument(
+        "--data", type=Path, default=TELCO if TELCO.is_file() else None,
+        help="customers to train on and to send (default: the shared Telco file, else synthetic)",
+    )  # fmt: skip
     parser.add_argument("--store", help="store URL (default: SQLite in a temporary directory)")
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument(
         "--pin", action="store_true", help="server on CPU 0; wrk and the log's writer on CPU 1"
     )
+    parser.add_argument("--out", type=Path, help="write the results into a section of this file")
     args = parser.parse_args()
     server_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     user, password = "bench", secrets.token_urlsafe(16)
     header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    body = json.dumps(json.loads((TESTDATA / "chapter_request.json").read_text())[:1]).encode()
+    body = json.dumps(sample_records(args.data, 1, seed=3)).encode()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
     env.update(CHURN_USER=user, CHURN_PASSWORD=password)
-    results: dict[str, list[float]] = {"store": [], "no-store": []}
-    server_cpu: dict[str, list[float]] = {"store": [], "no-store": []}
-    writer_cpu: list[float] = []
+    rounds: list[dict[str, float]] = []  # per round: req/s and server CPU of each, writer CPU
     with tempfile.TemporaryDirectory(prefix="churnops-log-bench-") as tmp:
+        model = args.model or train_model(args.data, Path(tmp) / "model")
         url = args.store or f"sqlite:///{Path(tmp) / 'monitoring.db'}"
         env["CHURN_HOME"] = tmp
         completed = 0
@@ -80,9 +90,10 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Store first in one round, second in the next (A B B A …): what the order costs
             # (the previous server's exit, the machine warming) hits both alike.
+            found: dict[str, float] = {}
             for name, store in both if round_ % 2 == 0 else both[::-1]:
                 port = free_port()
-                process = serve(args.model, store, env, port, server_cpus)
+                process = serve(model, store, env, port, server_cpus)
                 base = f"http://127.0.0.1:{port}"
                 try:
                     wait_ready(base + "/health/ready", (user, password), process)
@@ -97,29 +108,73 @@ def main() -> None:
                     load = run_wrk(base + "/predict", body, header, 8, args.duration, other_cpus)
                     used = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu, strict=True)]
                     answered = _requests(base) - before
-                    server_cpu[name].append(used[0] / answered * 1e6)
+                    found[name] = load.requests_per_s
+                    found[f"{name} cpu"] = used[0] / answered * 1e6
                     if name == "store":  # every 200 of this server, warm-up included
                         completed += before + answered
-                        writer_cpu.append(sum(used[1:]) / answered * 1e6)
+                        found["writer cpu"] = sum(used[1:]) / answered * 1e6
                 finally:
                     process.terminate()
                     process.wait(60)
-                results[name].append(load.requests_per_s)
+                writer = f"  writer CPU {found['writer cpu']:.1f} µs/row" if name == "store" else ""
                 print(f"{name:9s} {load.requests_per_s:9.0f} req/s  p99 {load.p99_ms:.2f} ms "
-                      f"errors {load.errors}  server CPU {server_cpu[name][-1]:.1f} µs/request"
-                      + (f"  writer CPU {writer_cpu[-1]:.1f} µs/row" if name == "store" else ""),
-                      flush=True)  # fmt: skip
+                      f"errors {load.errors}  server CPU {found[f'{name} cpu']:.1f} µs/request"
+                      f"{writer}", flush=True)  # fmt: skip
+            rounds.append(found)
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one()
         engine.dispose()
-    for name, values in results.items():
-        print(
-            f"{name:9s} median {statistics.median(values):9.0f} req/s, server CPU "
-            f"{statistics.median(server_cpu[name]):.1f} µs/request over {len(values)} rounds"
+    report = render(rounds, rows, completed, args)
+    print(report)
+    if args.out:
+        write_section(args.out, "prediction-log" + ("-pinned" if args.pin else ""), report)
+
+
+def render(
+    rounds: list[dict[str, float]], rows: int, completed: int, args: argparse.Namespace
+) -> str:
+    changes = [r["store"] / r["no-store"] - 1 for r in rounds]
+    faster = sum(change > 0 for change in changes)
+    test = stats.wilcoxon([r["store"] for r in rounds], [r["no-store"] for r in rounds])
+    where = (
+        "server on CPU 0, wrk and the log's writer on CPU 1 (`--pin`)"
+        if args.pin
+        else "server, wrk and the log's writer sharing both cores"
+    )
+    lines = [
+        "## What the prediction log costs 1-record requests" + (" (pinned)" if args.pin else ""),
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/prediction_log.py"
+        f" --rounds {args.rounds}{' --pin' if args.pin else ''}` on {machine()}: `churnops serve` "
+        "(1 uvicorn worker) with the prediction log (SQLite) and with `--no-store`, wrk `-c8`, "
+        f"{args.duration} s a server, rounds in A B B A order; {where}.",
+        "",
+        "| round | first | with the log, req/s | `--no-store`, req/s | change "
+        "| server CPU µs/request with / without | writer CPU µs/row |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for i, (r, change) in enumerate(zip(rounds, changes, strict=True)):
+        lines.append(
+            f"| {i + 1} | {'log' if i % 2 == 0 else 'no-store'} | {r['store']:,.0f} | "
+            f"{r['no-store']:,.0f} | {change:+.1%} | {r['store cpu']:.1f} / {r['no-store cpu']:.1f}"
+            f" | {r['writer cpu']:.1f} |"
         )
-    print(f"writer CPU median {statistics.median(writer_cpu):.1f} µs/row")
-    print(f"store: {rows} rows logged; {completed} /predict answers counted by the servers")
+    median = statistics.median
+    lines += [
+        f"| median | | {median(r['store'] for r in rounds):,.0f} | "
+        f"{median(r['no-store'] for r in rounds):,.0f} | {median(changes):+.1%} | "
+        f"{median(r['store cpu'] for r in rounds):.1f} / "
+        f"{median(r['no-store cpu'] for r in rounds):.1f} | "
+        f"{median(r['writer cpu'] for r in rounds):.1f} |",
+        "",
+        f"With the log the faster in {faster} of {len(rounds)} rounds; Wilcoxon signed-rank test "
+        f"of the paired rounds: p = {test.pvalue:.2f} "
+        f"({'no measurable difference' if test.pvalue > 0.05 else 'a measurable difference'} at "
+        f"the 5% level). Rows in the store: {rows:,}; /predict answers counted by the servers "
+        f"with the log: {completed:,}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _children(pid: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 
 from churnops.errors import ConfigError
 from churnops.monitoring.store import INSERT_COLUMNS, Answers, PredictionLog, open_store
-from churnops.monitoring.writer import PredictionWriter
+from churnops.monitoring.writer import PredictionWriter, decode, encode
 
 from ..api.servers import CHURNOPS, _env, serving
 from ..api.support import AUTH, payload
@@ -212,6 +213,39 @@ def test_the_writer_process_writes_everything_by_close(tmp_path):
         assert store.known_keys(["r0-0", "last-0"]) == {"r0-0", "last-0"}
     finally:
         store.close()
+
+
+def test_answers_reach_the_writer_process_exactly_as_answered():
+    body = json.dumps([{"customerID": "ü-1", "tenure": 3}, {"customerID": 7}]).encode()
+    sent = (1764560000.123456, "churn", "v1", "a-request", None, bytearray(body),
+            ("Oui", "Ναι"), (0.1 + 0.2, 5e-324))  # fmt: skip
+    got = decode(encode(sent))
+    assert got == (*sent[:5], body, *sent[6:])  # floats to the last bit, the body byte for byte
+    assert (type(got[5]), type(got[6]), type(got[7])) == (bytes, tuple, tuple)
+
+
+def test_answers_that_cannot_be_encoded_are_dropped_and_counted(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    writer = PredictionWriter(open_store(url), 100)
+    broken = (*answers("broken", 2)[:6], ("No", "\ud800"), (0.1, 0.2))  # a lone surrogate
+    assert not writer.append(broken)  # no exception reaches the request
+    assert writer.dropped == 2
+    assert writer.append(answers("fine"))
+    writer.close()
+    assert (writer.logged, writer.dropped, writer.queued) == (1, 2, 0)
+    assert "request 'broken' not logged" in caplog.text
+
+
+def test_the_writer_process_yields_the_cpu_to_the_server(tmp_path):
+    from churnops.monitoring.writer import WRITER_NICENESS
+
+    writer = PredictionWriter(open_store(f"sqlite:///{tmp_path / 'm.db'}"), 100)
+    try:
+        server = os.getpriority(os.PRIO_PROCESS, 0)
+        expected = min(19, server + WRITER_NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, writer._process.pid) == expected > server
+    finally:
+        writer.close()
 
 
 def test_a_dead_writer_process_costs_the_log_not_the_service(tmp_path, caplog):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -62,6 +63,13 @@ class ServedModel:
     def header_version(self) -> str:
         """``X-Model-Version``: the registry version served, else the artifact's version."""
         return self.location.registry_version or self.artifact.version
+
+    @cached_property
+    def logged_as(self) -> tuple[str, str, str | None]:
+        """The prediction log's model name, model version and key column (the schema's first ID
+        column, None without one) for this model's answers."""
+        id_columns = self.artifact.schema.id_columns
+        return self.artifact.name, self.artifact.version, id_columns[0] if id_columns else None
 
 
 def load_served_model(location: ModelLocation) -> ServedModel:

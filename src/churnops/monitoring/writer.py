@@ -4,9 +4,13 @@ A :class:`~churnops.monitoring.store.PredictionLog` running in the serving proce
 queued request bodies, builds rows and talks to the database on a thread that takes the GIL
 from the event loop (measured with ``bench/prediction_log.py``: about a sixth of the 1-record
 throughput). :class:`PredictionWriter` keeps only the bounded queue and the counts in the serving
-process; a sender thread hands the queued answers, pickled in batches, to a child process
-(``spawn``: nothing of the server is inherited) that runs a ``PredictionLog`` against its own
-connection to the store and reports back what it wrote, what it dropped and what it logged.
+process. The request path queues each request's answers encoded as one ``bytes`` (:func:`encode`:
+the other fields in JSON, then the body as received; 0.4 µs for a 1-record request); a sender
+thread hands what is queued, in batches, to a child process (``spawn``: nothing of the server is
+inherited) that decodes it, runs a ``PredictionLog`` against its own connection to the store and
+reports back what it wrote, what it dropped and what it logged. Encoded, a batch is a list of
+byte strings, which pickling only copies: the sender takes 0.6 µs of the server's CPU a request
+(measured with the answer tuples pickled instead: 3 µs).
 
 The child reads until its pipe closes: when the server dies, the child writes what it has
 (for up to ``shutdown_timeout`` seconds) and exits. When the child dies, what it held is counted
@@ -28,8 +32,11 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
+
 from churnops.errors import ConfigError
 from churnops.monitoring.store import (
+    Answers,
     BoundedLog,
     Count,
     PredictionLog,
@@ -44,6 +51,7 @@ START_TIMEOUT = 60.0  # seconds for the child to start and open the store
 SEND_INTERVAL = 0.05  # seconds between two hand-overs of queued answers to the child
 TERM_GRACE = 10.0  # seconds the child waits for the server's pipe to close after SIGTERM
 POLL_SECONDS = 0.5  # the child's wait for a message, between two looks at its deadline
+WRITER_NICENESS = 10  # added to the writer process's niceness: a lower CPU priority
 
 
 class PredictionWriter(BoundedLog):
@@ -116,6 +124,13 @@ class PredictionWriter(BoundedLog):
     def _writing(self) -> bool:
         return self._alive
 
+    def _entry(self, answers: Answers) -> bytes | None:
+        try:
+            return encode(answers)
+        except TypeError as exc:  # orjson.JSONEncodeError: a string it cannot encode
+            log.error(f"prediction log: request {answers[3]!r} not logged: {exc}")
+            return None
+
     def _nudge(self) -> None:
         self._flush_wanted = True
         self._wake.set()
@@ -145,7 +160,7 @@ class PredictionWriter(BoundedLog):
         while True:
             self._wake.wait(SEND_INTERVAL)
             self._wake.clear()
-            pending = self._take_all()
+            pending = self._take_all()[1]
             flush, self._flush_wanted = self._flush_wanted, False
             closing = self._close_timeout
             try:
@@ -192,6 +207,30 @@ class PredictionWriter(BoundedLog):
             self._settle(lost, written=False)
 
 
+def encode(answers: Answers) -> bytes:
+    """``answers`` as one byte string: the length of the JSON of every field but the body, that
+    JSON, then the body as received (:func:`decode` reverses it; floats round-trip exactly).
+
+    Raises
+    ------
+    TypeError
+        A string that is not valid Unicode (orjson's JSONEncodeError).
+    """
+    logged_at, name, version, request_id, column, body, labels, probabilities = answers
+    fields = orjson.dumps((logged_at, name, version, request_id, column, labels, probabilities))
+    return len(fields).to_bytes(4, "little") + fields + body
+
+
+def decode(entry: bytes) -> Answers:
+    """The answers :func:`encode` made ``entry`` of."""
+    size = int.from_bytes(entry[:4], "little")
+    fields = orjson.loads(memoryview(entry)[4 : 4 + size])
+    logged_at, name, version, request_id, column, labels, probabilities = fields
+    body = entry[4 + size :]
+    return (logged_at, name, version, request_id, column, body, tuple(labels),
+            tuple(probabilities))  # fmt: skip
+
+
 def _hang_up(pipe: Connection) -> None:
     """End the pipe for both sides: the child reads EOF, and so does the receiver thread."""
     try:
@@ -222,6 +261,11 @@ def _child(url: str, pipe: Connection, options: dict[str, Any]) -> None:
     # which is what ends this process (after writing what it holds). After SIGTERM it waits at
     # most TERM_GRACE seconds for that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Answering comes before logging: on a machine whose cores are all busy the scheduler gives
+    # this process about a tenth of a core's share against a server's (its weight at nice 10);
+    # idle cores it takes whole, and what waits meanwhile waits on the bounded queue.
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
+        os.nice(WRITER_NICENESS)
     stop_at = [float("inf")]
 
     def terminated(_signal: int, _frame: Any) -> None:
@@ -263,8 +307,8 @@ def _child(url: str, pipe: Connection, options: dict[str, Any]) -> None:
         except (EOFError, OSError):  # the server closed the pipe or died: write what is here, go
             break
         if message[0] == "answers":
-            for answers in message[1]:
-                writer.append(answers)
+            for entry in message[1]:
+                writer.append(decode(entry))
         elif message[0] == "flush":
             writer.flush(0.0)  # wakes the writer thread; the counts come back as it settles
         elif message[0] == "close":

@@ -39,7 +39,6 @@ from churnops.api.table import parse_csv, scored_csv, with_lines
 from churnops.config import Settings
 from churnops.errors import ExplainError, RecordError
 from churnops.inference import Explanation, Scorer
-from churnops.monitoring.store import Answers
 from churnops.monitoring.writer import PredictionWriter
 
 router = APIRouter()
@@ -163,18 +162,19 @@ async def predict_csv(request: Request, model: Served) -> Response:
 
 def _answered(request: Request, model: ServedModel, scored: Scored) -> None:
     """Note what was answered for the access log, and queue it for the prediction log."""
-    request.state.records = scored.records
-    request.state.model_version = model.version
+    # The scope's state dict, not request.state: each attribute of that costs a Python call,
+    # and this runs for every request (measured: reading through it took 1.3 µs a request).
+    state = request.scope["state"]
+    state["records"] = scored.records
+    state["model_version"] = model.version
     prediction_log: PredictionWriter | None = request.app.state.prediction_log
     if prediction_log is not None:
-        # Only a queue append here: rows, JSON and the insert are made by the log's thread.
-        id_columns = model.artifact.schema.id_columns
-        answers: Answers = (
-            time.time(), model.artifact.name, model.version, request.state.request_id,
-            id_columns[0] if id_columns else None, scored.request_body, tuple(scored.labels),
-            tuple(scored.probabilities),
-        )  # fmt: skip
-        prediction_log.append(answers)
+        # Only encoding and a queue append here: rows and the insert are made by the log's child.
+        name, version, key_column = model.logged_as
+        prediction_log.append((
+            time.time(), name, version, state["request_id"], key_column, scored.request_body,
+            scored.labels, scored.probabilities,
+        ))  # fmt: skip
 
 
 class Scored(NamedTuple):
