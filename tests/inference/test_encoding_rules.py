@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -248,6 +249,48 @@ def test_text_columns_agree_with_the_rules(table):
         as_unicode = {name: np.array(values, dtype=str) for name, values in columns.items()}
         python = {name: array.tolist() for name, array in as_unicode.items()}  # numpy's text
         _assert_agrees(lambda: LAYOUT.encode_columns(as_unicode, rows), python, rows)
+
+
+PLAIN_NUMBERS = st.one_of(
+    st.integers(-(10**15), 10**15).map(str),
+    st.floats(-1e15, 1e15).map(lambda x: f"{x:.6f}"),
+    st.sampled_from(["", " ", " 70.35\t", "+1", "-0", ".5", "-.5", "1.", "007"]),
+)
+# What Arrow's cast reads but the rule refuses, and what it cannot read.
+ODD_NUMBERS = ["inf", "-Infinity", "nan", "NaN", "nan(1)", "1e100", "0e100", "1E5", "1e-05",
+               "1_0", "٣", "0x10", "1,5", "1" * (MAX_NUMBER_CHARS + 1), "twelve"]  # fmt: skip
+
+
+@SETTINGS
+@given(st.data())
+def test_text_columns_of_plain_numbers_agree_with_the_rules(data):
+    """Columns of numbers as text, read by Arrow's cast alone, with at most one odd cell."""
+    rows = data.draw(st.integers(1, 30))
+    columns = {
+        name: data.draw(st.lists(PLAIN_NUMBERS, min_size=rows, max_size=rows)) for name in NAMES
+    }
+    odd = data.draw(st.one_of(st.none(), st.sampled_from(ODD_NUMBERS), texts))
+    if odd is not None:
+        columns["charges"][data.draw(st.integers(0, rows - 1))] = odd
+    fed = {name: pa.array(values, pa.string()) for name, values in columns.items()}
+    _assert_agrees(lambda: LAYOUT.encode_columns(fed, rows), columns, rows)
+
+
+@pytest.mark.parametrize("odd", ODD_NUMBERS)
+def test_only_plain_number_text_skips_the_pattern(odd):
+    from churnops.inference.layout import _parse_plain, _parse_text
+
+    def plain(values):
+        text = pa.array(values, pa.string())
+        trimmed = pc.utf8_trim(text, characters=BLANK_CHARS)
+        return _parse_plain(text, trimmed, pc.equal(trimmed, ""))
+
+    values = ["12", " 70.35 ", "", None, "-.5", "1."]
+    np.testing.assert_array_equal(plain(values), [12, 70.35, np.nan, np.nan, -0.5, 1.0])
+    assert plain([*values, odd]) is None  # the pattern and the rule decide
+    numbers, left = _parse_text(pa.array([*values, odd], pa.string()))
+    np.testing.assert_array_equal(numbers[:6], [12, 70.35, np.nan, np.nan, -0.5, 1.0])
+    assert left.tolist() == ([6] if odd not in ("1E5", "1e-05") else [])
 
 
 @SETTINGS

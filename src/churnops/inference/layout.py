@@ -585,6 +585,9 @@ def _parse_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
     trimmed = pc.utf8_trim(text, characters=BLANK_CHARS)
     blank = pc.equal(trimmed, "")
+    plain = _parse_plain(text, trimmed, blank)
+    if plain is not None:
+        return plain, np.empty(0, dtype=np.intp)
     spelled = pc.match_substring_regex(trimmed, f"^(?:{NUMBER_PATTERN})$")
     short = pc.less_equal(pc.utf8_length(text), MAX_NUMBER_CHARS)  # measured before trimming
     readable = pc.fill_null(pc.and_(short, pc.or_(blank, spelled)), True)  # null: missing
@@ -594,6 +597,31 @@ def _parse_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # pragma: no cover - defensive
         return np.full(len(text), np.nan), np.flatnonzero(~text.is_null().to_numpy(False))
     return parsed.to_numpy(zero_copy_only=False, writable=True), exact
+
+
+def _parse_plain(text: pa.Array, trimmed: pa.Array, blank: pa.Array) -> np.ndarray | None:
+    """Numbers of a text column none of whose cells needs more than Arrow's cast, else None.
+
+    Without the regular expression (measured: 32 of the 58 ms a text column of 1M numbers took).
+    Arrow's cast reads every text ``NUMBER_PATTERN`` spells, and beyond it only what spells a
+    non-finite number (``inf``, ``nan`` …, refused by the rule: checked on the result) or an
+    exponent of three digits (refused by the rule: no cell may hold an ``e``); a cell it cannot
+    read fails the whole cast. Either way the caller's path decides, cell by cell.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    too_long = pc.any(pc.greater(pc.utf8_length(text), MAX_NUMBER_CHARS)).as_py()
+    if too_long or any(pc.any(pc.match_substring(trimmed, e)).as_py() for e in "eE"):
+        return None
+    try:
+        parsed = pc.cast(pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pc.any(pc.invert(pc.is_finite(parsed))).as_py():  # nulls (missing) stay null
+        return None
+    numbers: np.ndarray = parsed.to_numpy(zero_copy_only=False, writable=True)
+    return numbers
 
 
 _TEXT, _NUMBER, _OTHER = 0, 1, 2
