@@ -217,23 +217,33 @@ def test_the_writer_process_writes_everything_by_close(tmp_path):
 
 def test_answers_reach_the_writer_process_exactly_as_answered():
     body = json.dumps([{"customerID": "ü-1", "tenure": 3}, {"customerID": 7}]).encode()
-    sent = (1764560000.123456, "churn", "v1", "a-request", None, bytearray(body),
-            ("Oui", "Ναι"), (0.1 + 0.2, 5e-324))  # fmt: skip
-    got = decode(encode(sent))
-    assert got == (*sent[:5], body, *sent[6:])  # floats to the last bit, the body byte for byte
-    assert (type(got[5]), type(got[6]), type(got[7])) == (bytes, tuple, tuple)
+    sent = [
+        (1764560000.123456, "churn", "v1", "a-request", None, bytearray(body), ("Oui", "Ναι"),
+         (0.1 + 0.2, 5e-324)),
+        answers("another", 3),
+    ]  # fmt: skip
+    got = decode(*encode(sent))
+    assert got[0] == (*sent[0][:5], body, *sent[0][6:])  # floats to the last bit, bodies as sent
+    assert got[1] == sent[1]
+    assert [type(v) for v in got[0][5:]] == [bytes, tuple, tuple]
 
 
 def test_answers_that_cannot_be_encoded_are_dropped_and_counted(tmp_path, caplog):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     writer = PredictionWriter(open_store(url), 100)
     broken = (*answers("broken", 2)[:6], ("No", "\ud800"), (0.1, 0.2))  # a lone surrogate
-    assert not writer.append(broken)  # no exception reaches the request
-    assert writer.dropped == 2
-    assert writer.append(answers("fine"))
+    assert writer.append(answers("before"))
+    assert writer.append(broken)  # queued: the sender finds it out, off the request path
+    assert writer.append(answers("after"))
+    assert writer.flush(30)
     writer.close()
-    assert (writer.logged, writer.dropped, writer.queued) == (1, 2, 0)
+    assert (writer.logged, writer.dropped, writer.queued) == (2, 2, 0)
     assert "request 'broken' not logged" in caplog.text
+    store = open_store(url)
+    try:
+        assert store.known_keys(["before-0", "after-0"]) == {"before-0", "after-0"}
+    finally:
+        store.close()
 
 
 def test_the_writer_process_yields_the_cpu_to_the_server(tmp_path):

@@ -379,11 +379,13 @@ def _first_line(exc: BaseException) -> str:
 
 # One /predict request as the hot path hands it over: (time.time(), model name, model version,
 # request id, key column, the body as received, the labels answered, the probabilities of the
-# positive class). The records are parsed again, and their JSON made, by the writer thread. What
-# waits on a queue must not be a container the garbage collector tracks (measured with the
-# parsed records queued instead: p99 latency x4 under load): PredictionLog keeps tuples of
-# strings, numbers and bytes (which it stops tracking), PredictionWriter bytes.
-Answers = tuple[float, str, str, str, str | None, bytes | bytearray, Sequence[str], Sequence[float]]
+# positive class). A plain tuple of strings, numbers and bytes, on purpose: the garbage collector
+# stops tracking such a tuple, so the requests waiting in the queue never lengthen its full
+# collections (measured with the parsed records queued instead: p99 latency x4 under load).
+# The records are parsed again, and their JSON made, by the writer thread.
+Answers = tuple[
+    float, str, str, str, str | None, bytes | bytearray, tuple[str, ...], tuple[float, ...]
+]
 
 
 def record_key(record: Any, column: str | None) -> str | None:
@@ -461,8 +463,7 @@ class BoundedLog:
         self.capacity = capacity
         self.batch = batch
         self._on_logged, self._on_dropped, self._on_queue = on_logged, on_dropped, on_queue
-        # (records, what the writer takes): the answers, or their encoded form (_entry).
-        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._queue: collections.deque[Answers] = collections.deque()
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._size = 0  # records accepted and neither written nor dropped yet
@@ -482,11 +483,10 @@ class BoundedLog:
     def append(self, answers: Answers) -> bool:
         """Queue one request's predictions; False (and counted as dropped) when full or closed."""
         n = len(answers[6])
-        entry = self._entry(answers)
         with self._lock:
-            accepted = entry is not None and not self._closed and self._size + n <= self.capacity
+            accepted = not self._closed and self._size + n <= self.capacity
             if accepted:
-                self._queue.append((n, entry))
+                self._queue.append(answers)
                 self._size += n
                 self._waiting += n
                 self._accepted += n
@@ -504,27 +504,22 @@ class BoundedLog:
             self._wake.set()
         return True
 
-    def _entry(self, answers: Answers) -> Any:
-        """What the queue keeps of ``answers`` for the writer (None: it cannot be kept)."""
-        return answers
-
-    def _take(self) -> Any:
-        """The oldest entry on the queue (for the writer), or None when it is empty."""
+    def _take(self) -> Answers | None:
+        """The oldest answers on the queue (for the writer), or None when it is empty."""
         with self._lock:
             if not self._queue:
                 return None
-            n, entry = self._queue.popleft()
-            self._waiting -= n
-        return entry
+            answers = self._queue.popleft()
+            self._waiting -= len(answers[6])
+        return answers
 
-    def _take_all(self) -> tuple[int, list[Any]]:
-        """The records on the queue and every entry (for the writer), oldest first."""
+    def _take_all(self) -> list[Answers]:
+        """Every answers on the queue (for the writer), oldest first."""
         with self._lock:
-            records = self._waiting
-            taken = [entry for _, entry in self._queue]
+            taken = list(self._queue)
             self._queue.clear()
             self._waiting = 0
-        return records, taken
+        return taken
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (or dropped); False on timeout."""
@@ -665,7 +660,7 @@ class PredictionLog(BoundedLog):
         return "written"
 
     def _give_up(self, rows: list[Row]) -> None:
-        lost = len(rows) + self._take_all()[0]
+        lost = len(rows) + sum(len(answers[6]) for answers in self._take_all())
         log.error(
             f"prediction store {self.store.shown} still unavailable at shutdown: "
             f"{lost} records not logged"

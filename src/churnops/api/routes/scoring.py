@@ -169,11 +169,13 @@ def _answered(request: Request, model: ServedModel, scored: Scored) -> None:
     state["model_version"] = model.version
     prediction_log: PredictionWriter | None = request.app.state.prediction_log
     if prediction_log is not None:
-        # Only encoding and a queue append here: rows and the insert are made by the log's child.
+        # Only a queue append here: rows, JSON and the insert are made off the request path.
+        # Tuples, not lists: a queued tuple of strings and numbers is not tracked by the garbage
+        # collector (see monitoring.store.Answers).
         name, version, key_column = model.logged_as
         prediction_log.append((
             time.time(), name, version, state["request_id"], key_column, scored.request_body,
-            scored.labels, scored.probabilities,
+            tuple(scored.labels), tuple(scored.probabilities),
         ))  # fmt: skip
 
 
