@@ -195,13 +195,13 @@ def test_the_writer_is_woken_for_a_waiting_batch_not_for_every_request():
 def test_the_writer_process_writes_everything_by_close(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     counts = Counts()
-    writer = PredictionWriter(open_store(url), 1_000, batch=5, interval=5.0,
+    writer = PredictionWriter(open_store(url), 1_000, batch=5, interval=60.0,
                               on_logged=lambda n: setattr(counts, "logged", counts.logged + n),
                               on_queue=counts.queue.append)  # fmt: skip
     sizes = [1 + i % 3 for i in range(40)]
     for i, n in enumerate(sizes):
         assert writer.append(answers(f"r{i}", n))
-    assert writer.flush(30)  # written without waiting for the child's interval
+    assert writer.flush(20)  # written without waiting for the child's interval
     assert writer.logged == counts.logged == sum(sizes)
     assert writer.append(answers("last"))
     writer.close()

@@ -123,6 +123,10 @@ class PredictionWriter(BoundedLog):
     def _writing(self) -> bool:
         return self._alive
 
+    def _nudge(self) -> None:
+        self._flush_wanted = True
+        self._wake.set()
+
     def close(self, timeout: float = 15.0) -> None:
         """Stop taking predictions, have the child write what is queued, wait for it to exit.
 
