@@ -585,11 +585,11 @@ def _parse_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
     trimmed = pc.utf8_trim(text, characters=BLANK_CHARS)
     blank = pc.equal(trimmed, "")
-    plain = _parse_plain(text, trimmed, blank)
+    short = pc.less_equal(pc.utf8_length(text), MAX_NUMBER_CHARS)  # measured before trimming
+    plain = _parse_plain(trimmed, blank, short)
     if plain is not None:
         return plain, np.empty(0, dtype=np.intp)
     spelled = pc.match_substring_regex(trimmed, f"^(?:{NUMBER_PATTERN})$")
-    short = pc.less_equal(pc.utf8_length(text), MAX_NUMBER_CHARS)  # measured before trimming
     readable = pc.fill_null(pc.and_(short, pc.or_(blank, spelled)), True)  # null: missing
     exact = np.flatnonzero(~readable.to_numpy(zero_copy_only=False))
     try:
@@ -599,8 +599,11 @@ def _parse_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return parsed.to_numpy(zero_copy_only=False, writable=True), exact
 
 
-def _parse_plain(text: pa.Array, trimmed: pa.Array, blank: pa.Array) -> np.ndarray | None:
+def _parse_plain(trimmed: pa.Array, blank: pa.Array, short: pa.Array) -> np.ndarray | None:
     """Numbers of a text column none of whose cells needs more than Arrow's cast, else None.
+
+    ``trimmed``: the cells without their blanks; ``blank``: which are empty then; ``short``:
+    which are at most ``MAX_NUMBER_CHARS`` long (null for a null cell).
 
     Without the regular expression (measured: 32 of the 58 ms a text column of 1M numbers took).
     Arrow's cast reads every text ``NUMBER_PATTERN`` spells, and beyond it only what spells a
@@ -611,7 +614,7 @@ def _parse_plain(text: pa.Array, trimmed: pa.Array, blank: pa.Array) -> np.ndarr
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    too_long = pc.any(pc.greater(pc.utf8_length(text), MAX_NUMBER_CHARS)).as_py()
+    too_long = not pc.all(short, min_count=0).as_py()  # nulls: missing cells
     if too_long or any(pc.any(pc.match_substring(trimmed, e)).as_py() for e in "eE"):
         return None
     try:

@@ -162,8 +162,9 @@ async def predict_csv(request: Request, model: Served) -> Response:
 
 def _answered(request: Request, model: ServedModel, scored: Scored) -> None:
     """Note what was answered for the access log, and queue it for the prediction log."""
-    # The scope's state dict, not request.state: each attribute of that costs a Python call,
-    # and this runs for every request (measured: reading through it took 1.3 µs a request).
+    # The scope's state dict, not request.state: each attribute of Starlette's State is a
+    # Python call, and this runs for every request (timed in this route: one State attribute
+    # read, app.state.prediction_log below, 1.25 µs median).
     state = request.scope["state"]
     state["records"] = scored.records
     state["model_version"] = model.version
