@@ -23,6 +23,7 @@ from churnops.monitoring.store import (
     Answers,
     metadata,
     open_store,
+    predictions,
     record_key,
     rows_of,
     shown_url,
@@ -80,6 +81,33 @@ def test_predictions_round_trip_and_keys_are_found(new_store_url):
         assert row["probability"] == 0.25
         assert row["label"] == "No"
         assert row["model_version"] == "v1"
+    finally:
+        store.close()
+
+
+def test_logged_times_read_back_and_compare_as_sqlalchemy_writes_them(new_store_url):
+    # The SQLite path formats the times itself: what it stores must be what SQLAlchemy's
+    # DateTime stores (windows compare the column with bound datetimes) and reads back.
+    times = [
+        dt.datetime(2026, 12, 1, 8, 0, 5, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 1, 8, 0, 5, 7, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 9, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(1999, 12, 31, 0, 0, 0, 123_456, tzinfo=dt.UTC),
+    ]
+    store = open_store(new_store_url)
+    try:
+        store.insert_predictions(
+            [(when, "m", "v", f"r{i}", None, "{}", 0.5, "No") for i, when in enumerate(times)]
+        )
+        column = predictions.c.logged_at
+        with store.engine.connect() as connection:
+            read = connection.execute(sa.select(column).order_by(predictions.c.id)).scalars()
+            assert [t.replace(tzinfo=None) for t in read] == [t.replace(tzinfo=None) for t in times]
+            for i, when in enumerate(times):
+                later = connection.execute(
+                    sa.select(sa.func.count()).where(column >= when)
+                ).scalar_one()
+                assert later == sum(t >= when for t in times), i
     finally:
         store.close()
 

@@ -164,6 +164,18 @@ class LabelOutcome:
     unknown_keys: list[str] = field(default_factory=list)
 
 
+def _sqlite_time(when: dt.datetime, texts: dict[dt.datetime, str]) -> str:
+    """``when`` as SQLAlchemy's SQLite ``DateTime`` stores and reads it back
+    (``YYYY-MM-DD HH:MM:SS.ffffff``), cached in ``texts`` (the rows of a request share it).
+    Formatted from the fields: ``strftime`` took a tenth of the writer's CPU."""
+    text = texts.get(when)
+    if text is None:
+        text = texts[when] = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031  faster
+            when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond
+        )  # fmt: skip
+    return text
+
+
 class PredictionStore:
     """An open, migrated store: inserts and the few queries the service and commands need.
 
@@ -198,12 +210,8 @@ class PredictionStore:
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
                 params: list[object] = []
                 for row in chunk:
-                    if sqlite:  # logged_at as SQLAlchemy's SQLite DateTime reads it back
-                        when = row[0]
-                        text = times.get(when)
-                        if text is None:
-                            text = times[when] = when.strftime("%Y-%m-%d %H:%M:%S.%f")
-                        params.append(text)
+                    if sqlite:
+                        params.append(_sqlite_time(row[0], times))
                         params.extend(row[1:])
                     else:
                         params.extend(row)
